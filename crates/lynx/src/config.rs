@@ -1,0 +1,1 @@
+//! The YAML configuration of the official `configs/LYNX.yaml`, with overrides.

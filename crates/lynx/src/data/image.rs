@@ -1,0 +1,1 @@
+//! Image decoding and PIL/torchvision-exact preprocessing.

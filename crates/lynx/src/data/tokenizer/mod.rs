@@ -1,0 +1,1 @@
+//! The LLaMA tokenizer: tokenizer.json or tokenizer.model (sentencepiece BPE).

@@ -1,0 +1,1 @@
+//! Video reading and the release frame sampling.

@@ -1,0 +1,1 @@
+//! Evaluation (paper Section 3.1): Open-VQA, MME, OwlEval.

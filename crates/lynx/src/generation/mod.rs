@@ -1,0 +1,1 @@
+//! Generation with the semantics of HF transformers 4.28.1 `generate` on `inputs_embeds`.

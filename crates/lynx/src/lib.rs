@@ -1,0 +1,14 @@
+//! Lynx: a GPT4-style multimodal language model (EVA ViT + Perceiver resampler + LLaMA with
+//! adapters), after "What Matters in Training a GPT4-Style Language Model with Multimodal Inputs?"
+//! and the official release bytedance/lynx-llm.
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod generation;
+pub mod model;
+pub mod synth;
+pub mod train;
+
+pub use error::{Error, Result};

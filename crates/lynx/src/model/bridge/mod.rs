@@ -1,0 +1,3 @@
+//! Bridges between the vision encoder and the language model.
+
+pub mod resampler;

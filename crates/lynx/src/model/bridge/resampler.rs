@@ -1,0 +1,1 @@
+//! Perceiver resampler bridge of the release (`bridge.*`).

@@ -1,0 +1,1 @@
+//! Lynx bottleneck adapter (`output_adapter.*`).

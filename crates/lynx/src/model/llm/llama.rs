@@ -1,0 +1,1 @@
+//! LLaMA decoder (HF transformers LlamaForCausalLM) with KV cache and left padding.

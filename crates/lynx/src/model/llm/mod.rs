@@ -1,0 +1,4 @@
+//! Language model: LLaMA decoder with Lynx adapters.
+
+pub mod adapter;
+pub mod llama;

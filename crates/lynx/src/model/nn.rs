@@ -1,0 +1,1 @@
+//! Shared layers: frozen linear without weight gradient, differentiable norms.

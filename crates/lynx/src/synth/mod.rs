@@ -1,0 +1,1 @@
+//! The generated visual world (issue 4).

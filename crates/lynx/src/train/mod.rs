@@ -1,0 +1,1 @@
+//! Training (paper Sections 2.3 and 2.4).
