@@ -1,6 +1,10 @@
-//! The Lynx model (paper Section 2.2): vision encoder, bridge, language model, composition.
+//! The Lynx model (paper Section 2.2): vision encoder, bridge, language model, composition,
+//! and loading the release's files.
 
 pub mod bridge;
 pub mod llm;
+pub mod load;
+pub mod lynx;
 pub mod nn;
 pub mod vision;
+pub mod weights;

@@ -1,1 +1,276 @@
-//! Shared layers: frozen linear without weight gradient, differentiable norms.
+//! Shared layers of the model files: a linear layer whose frozen weight costs no gradient, and
+//! norms/softmax that take candle's fused kernels at inference and differentiable paths in training.
+//!
+//! candle's fused `softmax_last_dim`, `rms_norm` and `layer_norm` have no backward pass, and its
+//! matmul backward always computes the right-hand operand's gradient. Training Lynx (paper 2.3)
+//! sends gradients through the frozen LLM to the bridge, so both matter here.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Storage, Tensor, D};
+use candle_nn::VarBuilder;
+
+/// True when gradients must flow through an op on these tensors.
+fn tracks(ts: &[&Tensor]) -> bool {
+    ts.iter().any(|t| t.track_op())
+}
+
+/// `x @ w^T` whose backward pass yields the gradient of `x` only: `w` is frozen.
+struct FrozenMatmul {
+    weight: Tensor,
+}
+
+impl FrozenMatmul {
+    fn bmnk(&self, layout: &Layout) -> candle_core::Result<(usize, usize, usize, usize)> {
+        let (m, k) = layout.shape().dims2()?;
+        let (n, k2) = self.weight.dims2()?;
+        if k != k2 {
+            candle_core::bail!("frozen linear: input width {k} but weight is [{n}, {k2}]");
+        }
+        Ok((1, m, n, k))
+    }
+}
+
+impl CustomOp1 for FrozenMatmul {
+    fn name(&self) -> &'static str {
+        "frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let bmnk = self.bmnk(l)?;
+        let (ws, wl) = self.weight.storage_and_layout();
+        let Storage::Cpu(ws) = &*ws else {
+            candle_core::bail!("frozen linear: weight is not on the CPU");
+        };
+        let out = s.matmul(ws, bmnk, l, &wl.transpose(0, 1)?)?;
+        Ok((out, Shape::from((bmnk.1, bmnk.2))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let bmnk = self.bmnk(l)?;
+        let (ws, wl) = self.weight.storage_and_layout();
+        let Storage::Cuda(ws) = &*ws else {
+            candle_core::bail!("frozen linear: weight is not on the GPU");
+        };
+        let out = s.matmul(ws, bmnk, l, &wl.transpose(0, 1)?)?;
+        Ok((out, Shape::from((bmnk.1, bmnk.2))))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad_res.matmul(&self.weight)?))
+    }
+}
+
+/// A linear layer `y = x W^T + b` with the checkpoint's `weight` [out, in] and optional `bias`.
+///
+/// When `W` is not a trainable variable but the input carries gradients, the product goes
+/// through [`FrozenMatmul`] so backward does not compute a weight gradient nobody uses.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl std::fmt::Debug for FrozenMatmul {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FrozenMatmul({:?})", self.weight.shape())
+    }
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    /// Loads `weight` [out, in] (and `bias` [out] when `bias` is set) under `vb`.
+    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> crate::Result<Self> {
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        let bias = if bias {
+            Some(vb.get(out_dim, "bias")?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = dims.last().copied().unwrap_or(0);
+        let rows = x.elem_count() / in_dim.max(1);
+        let x2 = x.reshape((rows, in_dim))?;
+        let y = if x2.track_op() && !self.weight.track_op() {
+            x2.contiguous()?
+                .apply_op1_arc(std::sync::Arc::new(Box::new(FrozenMatmul {
+                    weight: self.weight.contiguous()?,
+                })))?
+        } else {
+            x2.matmul(&self.weight.t()?)?
+        };
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out_dims = dims;
+        if let Some(last) = out_dims.last_mut() {
+            *last = self.weight.dim(0)?;
+        }
+        y.reshape(out_dims)
+    }
+}
+
+/// LayerNorm over the last dimension with `weight` and `bias`.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> crate::Result<Self> {
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if tracks(&[x, &self.weight, &self.bias]) {
+            let dtype = x.dtype();
+            let x = x.to_dtype(DType::F32)?;
+            let mean = x.mean_keepdim(D::Minus1)?;
+            let centered = x.broadcast_sub(&mean)?;
+            let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+            let normed = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+            normed
+                .to_dtype(dtype)?
+                .broadcast_mul(&self.weight)?
+                .broadcast_add(&self.bias)
+        } else {
+            candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps as f32)
+        }
+    }
+}
+
+/// LLaMA's RMSNorm, computed in f32 as HF transformers does.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> crate::Result<Self> {
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            eps,
+        })
+    }
+}
+
+impl Module for RmsNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if tracks(&[x, &self.weight]) {
+            let dtype = x.dtype();
+            let xf = x.to_dtype(DType::F32)?;
+            let var = xf.sqr()?.mean_keepdim(D::Minus1)?;
+            let normed = xf.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+            normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
+        } else {
+            candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)
+        }
+    }
+}
+
+/// Softmax over the last dimension in f32, differentiable when its input tracks gradients.
+pub fn softmax_last_dim_f32(x: &Tensor) -> candle_core::Result<Tensor> {
+    let dtype = x.dtype();
+    let xf = x.to_dtype(DType::F32)?;
+    let y = if xf.track_op() {
+        candle_nn::ops::softmax(&xf, D::Minus1)?
+    } else {
+        candle_nn::ops::softmax_last_dim(&xf)?
+    };
+    y.to_dtype(dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn frozen_linear_gradient_matches_plain_matmul() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1., (5, 3), &dev)?;
+        let b = Tensor::randn(0f32, 1., 5, &dev)?;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 4, 3), &dev)?)?;
+        let frozen = Linear::new(w.clone(), Some(b.clone()));
+        let y = frozen.forward(x.as_tensor())?;
+        let reference = x.as_tensor().broadcast_matmul(&w.t()?)?.broadcast_add(&b)?;
+        let diff = (&y - &reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "forward differs by {diff}");
+        let grads = (y.sqr()?.sum_all()?).backward()?;
+        let g = grads.get(x.as_tensor()).expect("x has a gradient");
+        let g_ref = (reference * 2.0)?.broadcast_matmul(&w)?;
+        let diff = (g - g_ref)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-4, "gradient differs by {diff}");
+        assert!(grads.get(&w).is_none(), "a frozen weight got a gradient");
+        Ok(())
+    }
+
+    #[test]
+    fn differentiable_norms_match_fused_kernels() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 2., (3, 7, 16), &dev)?;
+        let w = Tensor::randn(1f32, 0.1, 16, &dev)?;
+        let b = Tensor::randn(0f32, 0.1, 16, &dev)?;
+        let xv = Var::from_tensor(&x)?;
+        let ln = LayerNorm {
+            weight: w.clone(),
+            bias: b,
+            eps: 1e-5,
+        };
+        let d = (ln.forward(&x)? - ln.forward(xv.as_tensor())?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(d < 1e-5, "layer norm paths differ by {d}");
+        let rms = RmsNorm {
+            weight: w,
+            eps: 1e-6,
+        };
+        let d = (rms.forward(&x)? - rms.forward(xv.as_tensor())?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(d < 1e-5, "rms norm paths differ by {d}");
+        let s1 = softmax_last_dim_f32(&x)?;
+        let s2 = softmax_last_dim_f32(xv.as_tensor())?;
+        let d = (s1 - s2)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(d < 1e-6, "softmax paths differ by {d}");
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! The Lynx composition (`LynxBase` of the release, paper Figure 2a): vision encoder, bridge and
+//! LLM; the 32 bridge tokens are prepended to the prompt's token embeddings.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::model::bridge::resampler::{BridgeConfig, Resampler};
+use crate::model::llm::llama::{AdapterConfig, Llama, LlamaConfig};
+use crate::model::vision::eva_vit::{EvaVit, VisionConfig};
+use crate::{Error, Result};
+
+/// Everything needed to build the network; stored as `config.json` in a converted model
+/// directory. Runtime settings (prompt, resolution, generation) live in the YAML config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LynxConfig {
+    pub vision: VisionConfig,
+    pub bridge: BridgeConfig,
+    pub llm: LlamaConfig,
+    pub adapter: AdapterConfig,
+    /// `add_frame_pos`: learned per-frame position embeddings for videos.
+    pub add_frame_pos: bool,
+    /// `data.num_frames`: frames per video.
+    pub num_frames: usize,
+    /// Rows of the LLM's embedding and head: the tokenizer's vocabulary plus the [PAD] token.
+    pub vocab_size: usize,
+}
+
+impl LynxConfig {
+    /// The id of the appended [PAD] token (the base vocabulary size).
+    pub fn pad_token_id(&self) -> u32 {
+        (self.vocab_size - 1) as u32
+    }
+}
+
+/// Pixels of a batch of media, already preprocessed.
+pub enum MediaBatch {
+    /// [B, 3, H, W]
+    Images(Tensor),
+    /// [B, F, 3, H, W]
+    Videos(Tensor),
+}
+
+/// The Lynx model.
+pub struct Lynx {
+    cfg: LynxConfig,
+    vision_encoder: EvaVit,
+    bridge: Resampler,
+    llm: Llama,
+    absolute_frame_pos_embed: Option<Tensor>,
+}
+
+impl Lynx {
+    /// Builds the model from `vb` rooted at the release's `LynxBase` names (`vision_encoder.*`,
+    /// `bridge.*`, `LLM.*`, `absolute_frame_pos_embed`).
+    pub fn new(cfg: &LynxConfig, vb: VarBuilder) -> Result<Self> {
+        if cfg.bridge.media_dim != cfg.vision.embed_dim
+            || cfg.bridge.latent_dim != cfg.llm.hidden_size
+        {
+            return Err(Error::config(
+                "bridge",
+                format!(
+                    "bridge maps {} -> {} but the vision encoder is {} wide and the LLM {}",
+                    cfg.bridge.media_dim,
+                    cfg.bridge.latent_dim,
+                    cfg.vision.embed_dim,
+                    cfg.llm.hidden_size
+                ),
+            ));
+        }
+        let absolute_frame_pos_embed = if cfg.add_frame_pos {
+            Some(vb.get(
+                (1, cfg.num_frames, 1, cfg.vision.embed_dim),
+                "absolute_frame_pos_embed",
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            vision_encoder: EvaVit::new(&cfg.vision, vb.pp("vision_encoder"))?,
+            bridge: Resampler::new(&cfg.bridge, vb.pp("bridge"))?,
+            llm: Llama::new(&cfg.llm, cfg.adapter, cfg.vocab_size, vb.pp("LLM"))?,
+            absolute_frame_pos_embed,
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &LynxConfig {
+        &self.cfg
+    }
+
+    pub fn vision_encoder(&self) -> &EvaVit {
+        &self.vision_encoder
+    }
+
+    pub fn bridge(&self) -> &Resampler {
+        &self.bridge
+    }
+
+    pub fn llm(&self) -> &Llama {
+        &self.llm
+    }
+
+    pub fn device(&self) -> &Device {
+        self.llm.device()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.llm.dtype()
+    }
+
+    /// Vision tokens of a batch of images [B, 3, H, W] -> [B, 1+N, W]; frames [B, F, 3, H, W]
+    /// -> [B, F·(1+N), W] with the frame position embeddings added (`video_encoding: concate`).
+    pub fn encode_media(&self, media: &MediaBatch) -> Result<Tensor> {
+        match media {
+            MediaBatch::Images(px) => self.vision_encoder.forward(px),
+            MediaBatch::Videos(px) => {
+                let (b, f, c, h, w) = px.dims5()?;
+                let tokens = self
+                    .vision_encoder
+                    .forward(&px.reshape((b * f, c, h, w))?)?;
+                let (_, n, width) = tokens.dims3()?;
+                let tokens = tokens.reshape((b, f, n, width))?;
+                let tokens = match &self.absolute_frame_pos_embed {
+                    Some(pe) => {
+                        if f != self.cfg.num_frames {
+                            return Err(Error::Invalid(format!(
+                                "videos have {f} frames but the model was built for num_frames = {}",
+                                self.cfg.num_frames
+                            )));
+                        }
+                        tokens.broadcast_add(&pe.to_dtype(tokens.dtype())?)?
+                    }
+                    None => tokens,
+                };
+                Ok(tokens.reshape((b, f * n, width))?)
+            }
+        }
+    }
+
+    /// The `num_bridge_tokens` tokens per sample that are prepended to the prompt: [B, L, D].
+    pub fn bridge_tokens(&self, media: &MediaBatch) -> Result<Tensor> {
+        self.bridge.forward(&self.encode_media(media)?)
+    }
+
+    /// Input embeddings and attention mask: [bridge tokens] ++ [token embeddings]. `ids` [B, T]
+    /// are left padded where `text_mask` [B, T] is 0; bridge tokens are always attended.
+    pub fn input_embeds(
+        &self,
+        bridge_tokens: &Tensor,
+        ids: &Tensor,
+        text_mask: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (b, l, _) = bridge_tokens.dims3()?;
+        let text = self.llm.embed(ids)?;
+        let embeds = Tensor::cat(&[&bridge_tokens.to_dtype(text.dtype())?, &text], 1)?;
+        let ones = Tensor::ones((b, l), DType::U32, ids.device())?;
+        let mask = Tensor::cat(&[&ones, &text_mask.to_dtype(DType::U32)?], 1)?;
+        Ok((embeds, mask))
+    }
+}
