@@ -287,7 +287,9 @@ impl SimpleBackend for Shared {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let (mount, mut t) = self.0.find(name)?.ok_or_else(|| self.0.missing(name))?;
+        let (mount, t) = self.0.find(name)?.ok_or_else(|| self.0.missing(name))?;
+        // Cast first: the release computes the [PAD] row in f32 and keeps it in the model's dtype.
+        let mut t = t.to_dtype(dtype)?;
         if PAD_ROW_TENSORS.contains(&name) && t.rank() == 2 && s.rank() == 2 {
             let (rows, cols) = t.dims2()?;
             if s.dims()[0] == rows + 1 && s.dims()[1] == cols {
