@@ -107,27 +107,16 @@ pub fn lynx_config(yaml: &LynxYaml, llm: LlamaConfig, base_vocab: usize) -> Resu
     })
 }
 
-/// Loads the release files named by the config: `vision_encoder_path`, `llm_path` and the
-/// optional `checkpoint` (its tensors take precedence over the other two).
-pub fn load_release(
-    yaml: &LynxYaml,
-    cfg: &LynxConfig,
-    dtype: DType,
-    device: &Device,
-) -> Result<LoadedModel> {
+/// The release files named by the config, mounted under the model's names: the optional
+/// `checkpoint` first (its tensors take precedence), then `vision_encoder_path` and `llm_path`.
+pub fn release_mounts(yaml: &LynxYaml) -> Result<Vec<Mount>> {
     let llm_dir = yaml.required_path("llm_path", &yaml.llm_path)?;
     let vit = yaml.required_path("vision_encoder_path", &yaml.vision_encoder_path)?;
     let mut mounts = Vec::new();
     if let Some(ckpt) = &yaml.checkpoint {
         let path = yaml.required_path("checkpoint", &Some(ckpt.clone()))?;
         let file = TensorFile::open(&path)?;
-        mounts.push(Mount::new(
-            path.display().to_string(),
-            "",
-            "model.",
-            true,
-            file,
-        ));
+        mounts.push(Mount::new(path.display().to_string(), "", "model.", true, file));
     }
     mounts.push(Mount::new(
         vit.display().to_string(),
@@ -143,7 +132,17 @@ pub fn load_release(
         false,
         hf_weight_files(&llm_dir)?,
     ));
-    build(cfg, mounts, dtype, device)
+    Ok(mounts)
+}
+
+/// Loads the release files named by the config.
+pub fn load_release(
+    yaml: &LynxYaml,
+    cfg: &LynxConfig,
+    dtype: DType,
+    device: &Device,
+) -> Result<LoadedModel> {
+    build(cfg, Arc::new(WeightStore::new(release_mounts(yaml)?)), dtype, device)
 }
 
 /// Loads a converted directory (`config.json` + `model.safetensors`), memory-mapped.
@@ -161,7 +160,7 @@ pub fn load_converted(
         true,
         TensorFile::safetensors(&[weights])?,
     )];
-    let loaded = build(&cfg, mounts, dtype, device)?;
+    let loaded = build(&cfg, Arc::new(WeightStore::new(mounts)), dtype, device)?;
     Ok((cfg, loaded))
 }
 

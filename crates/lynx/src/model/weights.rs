@@ -3,7 +3,7 @@
 //! in-memory maps. A [`WeightStore`] mounts them under the `LynxBase` names and serves them to
 //! candle's `VarBuilder`, appending the [PAD] rows of the release on the fly.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -95,6 +95,22 @@ impl TensorFile {
         }
     }
 
+    /// Shape and dtype of a tensor without reading its data.
+    pub fn meta(&self, name: &str) -> Option<(Vec<usize>, DType)> {
+        match self {
+            TensorFile::Safetensors(st) => {
+                let v = st.get(name).ok()?;
+                let dtype = DType::try_from(v.dtype()).ok()?;
+                Some((v.shape().to_vec(), dtype))
+            }
+            TensorFile::Pth(files) => files.iter().find_map(|f| {
+                let info = f.tensor_infos().get(name)?;
+                Some((info.layout.dims().to_vec(), info.dtype))
+            }),
+            TensorFile::Map(m) => m.get(name).map(|t| (t.dims().to_vec(), t.dtype())),
+        }
+    }
+
     fn load(&self, name: &str) -> candle_core::Result<Option<Tensor>> {
         match self {
             TensorFile::Safetensors(st) => match st.get(name) {
@@ -175,6 +191,10 @@ fn ignorable(name: &str) -> bool {
 pub struct WeightStore {
     mounts: Vec<Mount>,
     used: Mutex<HashSet<(usize, String)>>,
+    /// Every model name served, with whether the [PAD] row was appended to it.
+    served: Mutex<BTreeMap<String, bool>>,
+    /// Serve zero-cost placeholders with the right shapes instead of reading data.
+    dry_run: bool,
 }
 
 impl WeightStore {
@@ -182,7 +202,50 @@ impl WeightStore {
         Self {
             mounts,
             used: Mutex::new(HashSet::new()),
+            served: Mutex::new(BTreeMap::new()),
+            dry_run: false,
         }
+    }
+
+    /// A store that checks names and shapes but reads no tensor data (to plan a conversion).
+    pub fn new_dry_run(mounts: Vec<Mount>) -> Self {
+        Self {
+            dry_run: true,
+            ..Self::new(mounts)
+        }
+    }
+
+    fn locate(&self, name: &str) -> Option<(usize, String)> {
+        self.mounts
+            .iter()
+            .enumerate()
+            .find_map(|(i, m)| m.source_name(name).map(|src| (i, src)))
+    }
+
+    /// Shape and dtype of model tensor `name` as stored, before any [PAD] row.
+    pub fn meta(&self, name: &str) -> Option<(Vec<usize>, DType)> {
+        let (i, src) = self.locate(name)?;
+        self.mounts[i].file.meta(&src)
+    }
+
+    /// The model names served so far, with whether each gained the [PAD] row.
+    pub fn served(&self) -> Vec<(String, bool)> {
+        self.served
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+
+    /// A served tensor in its stored dtype, with the [PAD] row appended (in f32 when the stored
+    /// dtype is a half type, so the mean row keeps the precision the release gives it).
+    pub fn export_tensor(&self, name: &str, pad_row: bool) -> Result<Tensor> {
+        let (_, t) = self
+            .find(name)?
+            .ok_or_else(|| Error::Candle(self.missing(name)))?;
+        if !pad_row {
+            return Ok(t);
+        }
+        Ok(append_mean_row(&t.to_dtype(DType::F32)?)?)
     }
 
     fn find(&self, name: &str) -> candle_core::Result<Option<(usize, Tensor)>> {
@@ -278,6 +341,47 @@ pub fn append_mean_row(t: &Tensor) -> candle_core::Result<Tensor> {
     Tensor::cat(&[&f, &mean], 0)?.to_dtype(dtype)
 }
 
+impl Shared {
+    fn serve(&self, name: &str, s: Option<&Shape>, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let store = &self.0;
+        let (mount, src) = store.locate(name).ok_or_else(|| store.missing(name))?;
+        let label = &store.mounts[mount].label;
+        let (mut dims, _) = store.mounts[mount]
+            .file
+            .meta(&src)
+            .ok_or_else(|| store.missing(name))?;
+        let mut pad = false;
+        if let Some(s) = s {
+            if PAD_ROW_TENSORS.contains(&name) && dims.len() == 2 && s.rank() == 2 {
+                pad = s.dims()[0] == dims[0] + 1 && s.dims()[1] == dims[1];
+                if pad {
+                    dims[0] += 1;
+                }
+            }
+            if dims != s.dims() {
+                candle_core::bail!(
+                    "{label}: tensor `{name}` has shape {dims:?} but the configured model expects {:?}",
+                    s.dims()
+                );
+            }
+        }
+        if let Ok(mut served) = store.served.lock() {
+            served.insert(name.to_string(), pad);
+        }
+        if store.dry_run {
+            if let Ok(mut used) = store.used.lock() {
+                used.insert((mount, src));
+            }
+            return Tensor::zeros((), dtype, dev)?.broadcast_as(dims);
+        }
+        let (_, t) = store.find(name)?.ok_or_else(|| store.missing(name))?;
+        // Cast first: the release computes the [PAD] row in f32 and keeps it in the model's dtype.
+        let t = t.to_dtype(dtype)?;
+        let t = if pad { append_mean_row(&t)? } else { t };
+        t.to_device(dev)
+    }
+}
+
 impl SimpleBackend for Shared {
     fn get(
         &self,
@@ -287,32 +391,14 @@ impl SimpleBackend for Shared {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let (mount, t) = self.0.find(name)?.ok_or_else(|| self.0.missing(name))?;
-        // Cast first: the release computes the [PAD] row in f32 and keeps it in the model's dtype.
-        let mut t = t.to_dtype(dtype)?;
-        if PAD_ROW_TENSORS.contains(&name) && t.rank() == 2 && s.rank() == 2 {
-            let (rows, cols) = t.dims2()?;
-            if s.dims()[0] == rows + 1 && s.dims()[1] == cols {
-                t = append_mean_row(&t)?;
-            }
-        }
-        if t.shape() != &s {
-            candle_core::bail!(
-                "{}: tensor `{name}` has shape {:?} but the configured model expects {:?}",
-                self.0.mounts[mount].label,
-                t.dims(),
-                s.dims()
-            );
-        }
-        t.to_dtype(dtype)?.to_device(dev)
+        self.serve(name, Some(&s), dtype, dev)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let (_, t) = self.0.find(name)?.ok_or_else(|| self.0.missing(name))?;
-        t.to_dtype(dtype)?.to_device(dev)
+        self.serve(name, None, dtype, dev)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.0.mounts.iter().any(|m| m.source_name(name).is_some())
+        self.0.locate(name).is_some()
     }
 }
