@@ -280,7 +280,7 @@ def main():
         for ext, codec in (("mp4", ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "10"]),
                            ("webm", ["-c:v", "libvpx", "-b:v", "1M"])):
             subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-framerate", "10", "-i",
-                            os.path.join(OUT, "frames", "frame_%d.png"), *codec,
+                            os.path.join(OUT, "frames", "frame_%d.png"), *codec, "-fflags", "+bitexact",
                             os.path.join(OUT, f"video.{ext}")], check=True)
     else:
         print("ffmpeg not found: video.mp4/video.webm not written")
