@@ -1,67 +1,130 @@
-//! Position-embedding interpolation, exactly as torch `F.interpolate(mode="bicubic", align_corners=False)`.
-//! (Temporary lead version; replaced by the preprocessing branch.)
+//! Position-embedding interpolation to another patch grid, exactly as torch
+//! `F.interpolate(x, size=(n, n), mode="bicubic", align_corners=False)` (cubic convolution with
+//! A = -0.75, source coordinate (i + 0.5) * g / n - 0.5, border indices clamped, no antialias),
+//! which is how EVA ViT-g/14 trained at 224 px (16 x 16 patches) runs at 420 px (30 x 30).
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
+use crate::{Error, Result};
+
+/// torch's cubic convolution kernel with A = -0.75: weights of the four samples around a point
+/// at fraction `t` past the second one.
 fn cubic_weights(t: f64) -> [f64; 4] {
-    let a = -0.75;
-    let w1 = |x: f64| ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
-    let w2 = |x: f64| ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a;
-    [w2(t + 1.0), w1(t), w1(1.0 - t), w2(2.0 - t)]
+    const A: f64 = -0.75;
+    let near = |x: f64| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
+    let far = |x: f64| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
 }
 
-fn resize_1d(n_in: usize, n_out: usize) -> Vec<[(usize, f64); 4]> {
-    let scale = n_in as f64 / n_out as f64;
-    (0..n_out)
-        .map(|o| {
-            let src = (o as f64 + 0.5) * scale - 0.5;
-            let x0 = src.floor();
-            let w = cubic_weights(src - x0);
-            let mut taps = [(0usize, 0f64); 4];
-            for (k, tap) in taps.iter_mut().enumerate() {
-                let idx = (x0 as i64 - 1 + k as i64).clamp(0, n_in as i64 - 1) as usize;
-                *tap = (idx, w[k]);
-            }
-            taps
-        })
-        .collect()
+/// The [n, g] matrix M with out = M · in along one axis.
+fn interpolation_matrix(g: usize, n: usize) -> Vec<f32> {
+    // torch computes the scale and source coordinates in f32 (opmath of float).
+    let scale = g as f32 / n as f32;
+    let mut m = vec![0f32; n * g];
+    for i in 0..n {
+        let src = scale * (i as f32 + 0.5) - 0.5;
+        let base = src.floor();
+        let t = (src - base) as f64;
+        let weights = cubic_weights(t);
+        for (j, w) in weights.iter().enumerate() {
+            let idx = (base as i64 + j as i64 - 1).clamp(0, g as i64 - 1) as usize;
+            m[i * g + idx] += *w as f32;
+        }
+    }
+    m
 }
 
-/// Resizes the patch part of `pos_embed` [1, 1+g², W] to an `new_grid`² grid; CLS kept.
-pub fn interpolate_pos_embed(pos_embed: &Tensor, new_grid: usize) -> crate::Result<Tensor> {
-    let (_, tokens, w) = pos_embed.dims3()?;
-    let g = ((tokens - 1) as f64).sqrt().round() as usize;
-    if g * g + 1 != tokens {
-        return Err(crate::Error::Invalid(format!(
-            "pos_embed has {} patch positions, not a square grid",
-            tokens - 1
+/// Resizes the patch part of `pos_embed` [1, 1 + g*g, W] (CLS first) to an `new_grid` x
+/// `new_grid` grid, giving [1, 1 + n*n, W]; the CLS row is kept. Returns the input unchanged when
+/// the grid already has that size. Computed in f32 and returned in the input's dtype and device.
+pub fn interpolate_pos_embed(pos_embed: &Tensor, new_grid: usize) -> Result<Tensor> {
+    let (b, tokens, width) = pos_embed.dims3().map_err(|_| {
+        Error::Invalid(format!(
+            "pos_embed: expected shape [1, 1 + g*g, W], got {:?}",
+            pos_embed.dims()
+        ))
+    })?;
+    if b != 1 || tokens < 2 {
+        return Err(Error::Invalid(format!(
+            "pos_embed: expected shape [1, 1 + g*g, W], got {:?}",
+            pos_embed.dims()
         )));
     }
-    if g == new_grid {
+    let patches = tokens - 1;
+    let g = (patches as f64).sqrt().round() as usize;
+    if g * g != patches {
+        return Err(Error::Invalid(format!(
+            "pos_embed: {patches} patch positions (after the CLS token) do not form a square grid"
+        )));
+    }
+    if new_grid == 0 {
+        return Err(Error::Invalid(
+            "pos_embed: the new grid must have at least one patch".into(),
+        ));
+    }
+    if new_grid == g {
         return Ok(pos_embed.clone());
     }
-    let data = pos_embed.flatten_all()?.to_vec1::<f32>()?;
-    let taps = resize_1d(g, new_grid);
     let n = new_grid;
-    let mut out = vec![0f32; (1 + n * n) * w];
-    out[..w].copy_from_slice(&data[..w]);
-    for (oy, ty) in taps.iter().enumerate() {
-        for (ox, tx) in taps.iter().enumerate() {
-            let dst = &mut out[(1 + oy * n + ox) * w..(2 + oy * n + ox) * w];
-            for &(iy, wy) in ty {
-                for &(ix, wx) in tx {
-                    let src = &data[(1 + iy * g + ix) * w..(2 + iy * g + ix) * w];
-                    let wgt = (wy * wx) as f32;
-                    for (d, s) in dst.iter_mut().zip(src) {
-                        *d += wgt * s;
-                    }
-                }
+    let dtype = pos_embed.dtype();
+    let device = pos_embed.device();
+    let x = pos_embed.to_dtype(DType::F32)?;
+    let cls = x.narrow(1, 0, 1)?;
+    let grid = x.narrow(1, 1, patches)?.reshape((g, g * width))?;
+    let m =
+        Tensor::from_vec(interpolation_matrix(g, n), (n, g), &Device::Cpu)?.to_device(device)?;
+    // Rows: [n, g] x [g, g*W] -> [n, g*W]; then columns within each row: [n, g] x [g, W] per row.
+    let rows = m.matmul(&grid)?.reshape((n, g, width))?;
+    let cols = m
+        .unsqueeze(0)?
+        .broadcast_as((n, n, g))?
+        .contiguous()?
+        .matmul(&rows)?;
+    let patches = cols.reshape((1, n * n, width))?;
+    Ok(Tensor::cat(&[&cls, &patches], 1)?.to_dtype(dtype)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_sum_to_one() {
+        for t in [0.0, 0.1, 0.25, 0.5, 0.9] {
+            let w = cubic_weights(t);
+            assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{t}");
+        }
+        assert_eq!(cubic_weights(0.0), [0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn same_grid_is_identity_and_bad_shapes_fail() {
+        let pe = Tensor::arange(0f32, 5.0 * 3.0, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 5, 3))
+            .unwrap();
+        let same = interpolate_pos_embed(&pe, 2).unwrap();
+        assert_eq!(same.to_vec3::<f32>().unwrap(), pe.to_vec3::<f32>().unwrap());
+        let bad = Tensor::zeros((1, 6, 3), DType::F32, &Device::Cpu).unwrap();
+        let err = interpolate_pos_embed(&bad, 3).unwrap_err().to_string();
+        assert!(err.contains("5 patch positions"), "{err}");
+        let bad = Tensor::zeros((2, 5, 3), DType::F32, &Device::Cpu).unwrap();
+        assert!(interpolate_pos_embed(&bad, 3).is_err());
+    }
+
+    #[test]
+    fn constant_grid_stays_constant_and_cls_is_kept() {
+        let mut v = vec![7f32; 2];
+        v.extend(std::iter::repeat_n(1.5f32, 9 * 2));
+        let pe = Tensor::from_vec(v, (1, 10, 2), &Device::Cpu).unwrap();
+        let out = interpolate_pos_embed(&pe, 5).unwrap();
+        assert_eq!(out.dims(), &[1, 26, 2]);
+        let out = out.to_vec3::<f32>().unwrap();
+        assert_eq!(out[0][0], vec![7.0, 7.0]);
+        for row in &out[0][1..] {
+            for v in row {
+                assert!((v - 1.5).abs() < 1e-6);
             }
         }
     }
-    Ok(Tensor::from_vec(
-        out,
-        (1, 1 + n * n, w),
-        pos_embed.device(),
-    )?)
 }
