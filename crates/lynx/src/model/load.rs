@@ -164,13 +164,13 @@ pub fn load_converted(
     Ok((cfg, loaded))
 }
 
-fn build(
+/// Builds the model from a store, then rejects tensors of strict files that nothing read.
+pub fn build(
     cfg: &LynxConfig,
-    mounts: Vec<Mount>,
+    store: Arc<WeightStore>,
     dtype: DType,
     device: &Device,
 ) -> Result<LoadedModel> {
-    let store = Arc::new(WeightStore::new(mounts));
     let vb = store.var_builder(dtype, device);
     let model = Lynx::new(cfg, vb)?;
     store.check_unused()?;
