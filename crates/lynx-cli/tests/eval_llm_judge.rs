@@ -407,7 +407,7 @@ fn llm_judge_without_key_sends_no_auth_and_retries_500s() {
 fn slow_server_times_out_then_retry_succeeds() {
     let server = StandIn::start(Box::new(|n, p| {
         let delay = if n == 0 {
-            Duration::from_millis(1500)
+            Duration::from_secs(4)
         } else {
             Duration::ZERO
         };
@@ -417,7 +417,7 @@ fn slow_server_times_out_then_retry_succeeds() {
     let cache = dir.path().join("c.jsonl");
     let out = dir.path().join("r.json");
     let mut args = llm_args(&server.url, cache.to_str().unwrap(), out.to_str().unwrap());
-    args.extend(["--timeout-s", "0.3", "--concurrency", "1", "--retries", "2"]);
+    args.extend(["--timeout-s", "1", "--concurrency", "1", "--retries", "2"]);
     let res = run(&args, Some("k"));
     assert!(res.status.success(), "{}", text(&res.stderr));
     assert_eq!(server.seen().len(), 10);
@@ -448,6 +448,10 @@ fn failures_keep_the_verdicts_obtained() {
     );
     assert!(
         err.contains("HTTP 503") && err.contains("gave up after 3 attempts"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the 4 verdicts received before the error are kept in"),
         "{err}"
     );
     assert!(!out.exists());

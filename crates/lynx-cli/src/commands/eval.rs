@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use lynx::eval::{self, mme, Judge, LlmJudge, LlmJudgeConfig, OpenVqaReport, RuleJudge};
+use lynx::eval::{self, mme, LlmJudge, LlmJudgeConfig, OpenVqaReport, RuleJudge};
 
 /// `lynx eval ...`
 #[derive(Debug, Args)]
@@ -143,15 +143,14 @@ fn open_vqa(a: OpenVqaArgs) -> Result<()> {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| "model".into())
     });
-    let mut judge: Box<dyn Judge> = match kind {
-        JudgeKind::Rule => Box::new(RuleJudge),
+    let run = match kind {
+        JudgeKind::Rule => eval::score_files(ann, pred, &mut RuleJudge, &name)?,
         JudgeKind::Llm => {
             if !(a.timeout_s > 0.0 && a.timeout_s.is_finite()) {
                 bail!("--timeout-s must be a positive number of seconds");
             }
             let cache_path = a.cache.clone().unwrap_or_else(default_cache);
-            eprintln!("judge cache: {}", cache_path.display());
-            Box::new(LlmJudge::new(LlmJudgeConfig {
+            let mut judge = LlmJudge::new(LlmJudgeConfig {
                 base_url: a.judge_url.clone(),
                 model: a.judge_model.clone(),
                 api_key: std::env::var("OPENAI_API_KEY")
@@ -161,12 +160,28 @@ fn open_vqa(a: OpenVqaArgs) -> Result<()> {
                 retries: a.retries,
                 backoff: Duration::from_millis(a.backoff_ms),
                 timeout: Duration::from_secs_f64(a.timeout_s),
-                cache_path,
+                cache_path: cache_path.clone(),
                 progress: true,
-            })?)
+            })?;
+            let run = eval::score_files(ann, pred, &mut judge, &name);
+            if run.is_ok() {
+                eprintln!(
+                    "judge {}: {} requests sent, the other verdicts came from {}",
+                    judge.url(),
+                    judge.sent,
+                    cache_path.display()
+                );
+            } else {
+                eprintln!(
+                    "judge {}: the {} verdicts received before the error are kept in {}",
+                    judge.url(),
+                    judge.sent,
+                    cache_path.display()
+                );
+            }
+            run?
         }
     };
-    let run = eval::score_files(ann, pred, judge.as_mut(), &name)?;
     for w in run.warnings.iter().take(MAX_WARNINGS) {
         eprintln!("warning: {w}");
     }

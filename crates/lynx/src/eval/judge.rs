@@ -307,12 +307,12 @@ fn once(
     }
     let mut resp = req
         .send_json(&body)
-        .map_err(|e| Failure::Retry(format!("request failed: {e}")))?;
+        .map_err(|e| classify("request failed", e))?;
     let status = resp.status().as_u16();
     let text = resp
         .body_mut()
         .read_to_string()
-        .map_err(|e| Failure::Retry(format!("reading the reply failed: {e}")))?;
+        .map_err(|e| classify("reading the reply failed", e))?;
     if status == 429 || status >= 500 {
         return Err(Failure::Retry(format!("HTTP {status}: {}", snippet(&text))));
     }
@@ -364,6 +364,21 @@ fn ask(
                 attempt += 1;
             }
         }
+    }
+}
+
+/// Network trouble (refused, reset, timed out, cut short) is worth retrying; a bad URL, TLS
+/// failure or similar is not.
+fn classify(what: &str, e: ureq::Error) -> Failure {
+    let msg = format!("{what}: {e}");
+    match e {
+        ureq::Error::Io(_)
+        | ureq::Error::Timeout(_)
+        | ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::Protocol(_)
+        | ureq::Error::BodyStalled => Failure::Retry(msg),
+        _ => Failure::Fatal(msg),
     }
 }
 
