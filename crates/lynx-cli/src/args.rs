@@ -11,4 +11,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Evaluate: Open-VQA (rule or LLM judge), MME.
+    Eval(crate::commands::eval::EvalArgs),
+}

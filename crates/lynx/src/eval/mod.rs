@@ -1,1 +1,21 @@
-//! Evaluation (paper Section 3.1): Open-VQA, MME, OwlEval.
+//! Evaluation (paper Section 3.1): Open-VQA with a rule or LLM judge, MME scoring and running,
+//! and the paper's result tables.
+
+pub mod judge;
+pub mod mme;
+pub mod mme_run;
+pub mod open_vqa;
+pub mod report;
+pub mod rule_judge;
+pub mod scoring;
+
+pub use judge::{judge_prompt, parse_verdict, JudgeCache, LlmJudge, LlmJudgeConfig};
+pub use mme::{score_results_dir, MmeReport, SubtaskScore};
+pub use mme_run::{discover, run_mme, MmeItem, MmeRunSummary, MmeSubtask};
+pub use open_vqa::{load_annotations, load_predictions, Annotation, Prediction, SampleIndex};
+pub use report::{agreement, markdown, Agreement};
+pub use rule_judge::RuleJudge;
+pub use scoring::{
+    score, score_files, ClassScore, ItemVerdict, Judge, JudgeOutcome, JudgeQuery, OpenVqaReport,
+    OpenVqaRun, Status,
+};
