@@ -116,7 +116,13 @@ pub fn release_mounts(yaml: &LynxYaml) -> Result<Vec<Mount>> {
     if let Some(ckpt) = &yaml.checkpoint {
         let path = yaml.required_path("checkpoint", &Some(ckpt.clone()))?;
         let file = TensorFile::open(&path)?;
-        mounts.push(Mount::new(path.display().to_string(), "", "model.", true, file));
+        mounts.push(Mount::new(
+            path.display().to_string(),
+            "",
+            "model.",
+            true,
+            file,
+        ));
     }
     mounts.push(Mount::new(
         vit.display().to_string(),
@@ -142,7 +148,12 @@ pub fn load_release(
     dtype: DType,
     device: &Device,
 ) -> Result<LoadedModel> {
-    build(cfg, Arc::new(WeightStore::new(release_mounts(yaml)?)), dtype, device)
+    build(
+        cfg,
+        Arc::new(WeightStore::new(release_mounts(yaml)?)),
+        dtype,
+        device,
+    )
 }
 
 /// Loads a converted directory (`config.json` + `model.safetensors`), memory-mapped.

@@ -342,7 +342,13 @@ pub fn append_mean_row(t: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 impl Shared {
-    fn serve(&self, name: &str, s: Option<&Shape>, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn serve(
+        &self,
+        name: &str,
+        s: Option<&Shape>,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let store = &self.0;
         let (mount, src) = store.locate(name).ok_or_else(|| store.missing(name))?;
         let label = &store.mounts[mount].label;
