@@ -11,4 +11,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Data tools: `lynx data synth` generates the synthetic world.
+    Data(crate::commands::data::DataArgs),
+}
