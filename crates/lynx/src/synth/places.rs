@@ -140,7 +140,7 @@ pub fn paint_background(img: &mut RgbImage, place: Place, seed: u64) {
                     let mut wx = x + gap * 0.6;
                     while wx + ww < x + bw - gap * 0.5 {
                         let lit = rng.random_bool(0.6);
-                        let c = if lit { [246, 226, 140] } else { [60, 64, 80] };
+                        let c = if lit { [248, 236, 172] } else { [60, 64, 80] };
                         fill_rect(img, [wx, wy, wx + ww, wy + ww], c);
                         wx += gap;
                     }

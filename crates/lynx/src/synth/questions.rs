@@ -629,3 +629,57 @@ pub fn describe_groups(scene: &Scene) -> String {
         .collect();
     join_and(&parts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{sample_scene, scene_rng, Split, SynthConfig};
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_question_kind_has_phrasings_and_fills_all_slots() {
+        let cfg = SynthConfig {
+            video_fraction: 0.3,
+            ..SynthConfig::default()
+        };
+        let mut classes = BTreeSet::new();
+        let mut kinds = BTreeSet::new();
+        for i in 0..300 {
+            let scene = sample_scene(&cfg, Split::Train, i);
+            let mut rng = scene_rng(0, Split::Train, i, 1);
+            for q in scene_questions(&scene, &mut rng) {
+                assert!(
+                    super::super::phrasings::phrasing(q.kind).is_some(),
+                    "{}",
+                    q.kind
+                );
+                for heldout in [false, true] {
+                    let text = q.phrase(&mut rng, heldout);
+                    assert!(!text.contains('{') && !text.contains('}'), "{text}");
+                }
+                assert_eq!(q.alternatives[0], q.answer);
+                assert!(
+                    !q.answer.is_empty() && q.explanation.ends_with('.'),
+                    "{q:?}"
+                );
+                classes.insert(q.class);
+                kinds.insert(q.kind);
+            }
+        }
+        assert_eq!(classes.len(), 10);
+        assert!(kinds.len() >= 40, "{kinds:?}");
+    }
+
+    #[test]
+    fn referring_expressions_are_unique() {
+        let cfg = SynthConfig::default();
+        for i in 0..200 {
+            let scene = sample_scene(&cfg, Split::Train, i);
+            let names: Vec<String> = (0..scene.objects.len())
+                .filter_map(|k| refer(&scene, k, &[]))
+                .collect();
+            let set: BTreeSet<&String> = names.iter().collect();
+            assert_eq!(set.len(), names.len(), "{names:?}");
+        }
+    }
+}

@@ -590,14 +590,23 @@ mod tests {
 
     #[test]
     fn layouts_place_things_inside_without_overlap() {
-        for seed in 0..200u64 {
+        for seed in 0..400u64 {
+            let side = [48, 64, 112, 224][seed as usize % 4];
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let s = sample_image_scene(&mut rng, 112, format!("{seed}"));
+            let s = sample_image_scene(&mut rng, side, format!("{seed}"));
+            let lim = side as f32;
             let mut boxes: Vec<Rect> = s.objects.iter().map(|o| o.bbox()).collect();
             boxes.extend(s.texts.iter().map(|t| t.board));
+            for t in &s.texts {
+                let (b, o) = (t.board, t.bbox);
+                assert!(
+                    b[0] <= o[0] && b[1] <= o[1] && o[2] <= b[2] && o[3] <= b[3],
+                    "{t:?}"
+                );
+            }
             for (i, a) in boxes.iter().enumerate() {
                 assert!(
-                    a[0] >= 0.0 && a[1] >= 0.0 && a[2] <= 112.0 && a[3] <= 112.0,
+                    a[0] >= 0.0 && a[1] >= 0.0 && a[2] <= lim && a[3] <= lim,
                     "{a:?}"
                 );
                 for b in &boxes[i + 1..] {
