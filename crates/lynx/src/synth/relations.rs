@@ -101,7 +101,7 @@ pub fn reasoning(scene: &Scene, rng: &mut ChaCha8Rng, out: &mut Vec<Qa>) {
             number_alternatives(n - 1),
             expl,
         ));
-        let k = rng.random_range(1..=3u32);
+        let k = rng.random_range(2..=3u32);
         let mut slots = slots;
         slots.push(("k", number_word(k)));
         let expl = format!(
@@ -354,13 +354,36 @@ pub fn spatial(scene: &Scene, rng: &mut ChaCha8Rng, out: &mut Vec<Qa>) {
             }
             let (dx, dy) = (a.cx - b.cx, a.cy - b.cy);
             let slots = vec![("a", a.name.clone()), ("b", b.name.clone())];
-            let why = format!(
+            let where_ab = format!(
                 "the {} is {} and the {} is {}",
                 a.name,
                 pos(a),
                 b.name,
                 pos(b)
             );
+            // The reason names the axis the question is about.
+            let why_h = if dx < 0.0 {
+                format!(
+                    "going from left to right, the {} comes before the {}",
+                    a.name, b.name
+                )
+            } else {
+                format!(
+                    "going from left to right, the {} comes before the {}",
+                    b.name, a.name
+                )
+            };
+            let why_v = if dy < 0.0 {
+                format!(
+                    "the {} is higher up in the picture than the {}",
+                    a.name, b.name
+                )
+            } else {
+                format!(
+                    "the {} is lower down in the picture than the {}",
+                    a.name, b.name
+                )
+            };
             if dx.abs() >= m {
                 let w = if dx < 0.0 { "left" } else { "right" };
                 out.push(Qa::new(
@@ -369,7 +392,10 @@ pub fn spatial(scene: &Scene, rng: &mut ChaCha8Rng, out: &mut Vec<Qa>) {
                     slots.clone(),
                     w,
                     dir_alternatives(w),
-                    format!("The {} is to the {w} of the {}: {why}.", a.name, b.name),
+                    format!(
+                        "The {} is to the {w} of the {}: {why_h}. In the picture, {where_ab}.",
+                        a.name, b.name
+                    ),
                 ));
             }
             if dy.abs() >= m {
@@ -380,23 +406,27 @@ pub fn spatial(scene: &Scene, rng: &mut ChaCha8Rng, out: &mut Vec<Qa>) {
                     slots.clone(),
                     w,
                     dir_alternatives(w),
-                    format!("The {} is {w} the {}: {why}.", a.name, b.name),
+                    format!(
+                        "The {} is {w} the {}: {why_v}. In the picture, {where_ab}.",
+                        a.name, b.name
+                    ),
                 ));
             }
             // A yes/no relation along whichever axis is clear.
-            let rels: Vec<(&str, bool)> = [
-                ("to the left of", dx <= -m, dx >= m),
-                ("to the right of", dx >= m, dx <= -m),
-                ("above", dy <= -m, dy >= m),
-                ("below", dy >= m, dy <= -m),
+            let rels: Vec<(&str, bool, bool)> = [
+                ("to the left of", dx <= -m, dx >= m, true),
+                ("to the right of", dx >= m, dx <= -m, true),
+                ("above", dy <= -m, dy >= m, false),
+                ("below", dy >= m, dy <= -m, false),
             ]
             .into_iter()
             .filter(|r| r.1 || r.2)
-            .map(|r| (r.0, r.1))
+            .map(|r| (r.0, r.1, r.3))
             .collect();
             if !rels.is_empty() {
-                let (rel, truth) = pick(rng, &rels);
+                let (rel, truth, horizontal) = pick(rng, &rels);
                 let (ans, alts) = yes_no(truth);
+                let why = if horizontal { &why_h } else { &why_v };
                 let expl = format!("{}: {why}.", if truth { "Yes" } else { "No" });
                 let slots = vec![
                     ("a", a.name.clone()),
