@@ -4,7 +4,8 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::questions::{describe_groups, position_phrase, refer, Qa};
+use super::attributes::describe_groups;
+use super::questions::{position_phrase, refer, Qa};
 use super::video_questions::{event_sentence, motion_of};
 use super::vocab::{capitalize, join_and, number_word, with_article, Color, Place, Shape, WORDS};
 use super::world::{pick, Scene, TextItem, TextKind};

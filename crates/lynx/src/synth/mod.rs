@@ -35,13 +35,16 @@
 //! Scene `i` of a split draws only from `scene_rng(seed, split, i, purpose)`; scenes are built
 //! in parallel with rayon and written in index order, so output bytes depend on the seed only.
 
+pub mod attributes;
 pub mod language;
 pub mod phrasings;
+pub mod placer;
 pub mod places;
 pub mod questions;
 pub mod records;
 pub mod relations;
 pub mod render;
+pub mod spatial;
 pub mod templates;
 pub mod textonly;
 pub mod video;
