@@ -14,4 +14,6 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate: Open-VQA (rule or LLM judge), MME.
     Eval(crate::commands::eval::EvalArgs),
+    /// Data tools: `lynx data synth` generates the synthetic world.
+    Data(crate::commands::data::DataArgs),
 }

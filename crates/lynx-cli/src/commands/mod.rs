@@ -1,6 +1,7 @@
 //! One file per `lynx` subcommand.
 
 pub mod eval;
+pub mod data;
 
 use crate::args::Command;
 
@@ -8,5 +9,6 @@ use crate::args::Command;
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Eval(args) => eval::run(args),
+        Command::Data(args) => data::run(args),
     }
 }

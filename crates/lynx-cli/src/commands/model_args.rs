@@ -1,0 +1,51 @@
+//! Options shared by the commands that load a model: `--config`, `--model`, `--set`, device.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use lynx::pipeline::{Engine, EngineOptions};
+
+/// Which model to load and how.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// YAML config with the official LYNX.yaml keys plus llm_path, vision_encoder_path, checkpoint.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// A converted model directory (from `lynx convert` or `lynx train`).
+    #[arg(long, short = 'm')]
+    pub model: Option<PathBuf>,
+    /// Override a config key: `--set num_beams=1 --set data.num_frames=5`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// f32, f16 or bf16 (default: f32 on CPU, bf16 on GPU).
+    #[arg(long)]
+    pub dtype: Option<String>,
+}
+
+impl ModelArgs {
+    pub fn options(&self) -> EngineOptions {
+        EngineOptions {
+            config: self.config.clone(),
+            model_dir: self.model.clone(),
+            sets: self.sets.clone(),
+            device: self.device.clone(),
+            dtype: self.dtype.clone(),
+        }
+    }
+
+    /// Loads the engine and warns about tensors that nothing read.
+    pub fn load(&self) -> anyhow::Result<Engine> {
+        let engine = Engine::load(&self.options()).context("loading the model")?;
+        for (file, names) in &engine.unused {
+            eprintln!(
+                "warning: {file}: {} tensor(s) not used by the model, e.g. {}",
+                names.len(),
+                names.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        Ok(engine)
+    }
+}
