@@ -12,7 +12,7 @@
 use candle_core::Tensor;
 
 use super::config::EarlyStopping;
-use super::processors::{log_softmax, processors, softmax, warpers};
+use super::processors::{processors, softmax, warpers};
 use super::{
     repeat_interleave, sample_without_replacement, Ctx, Mode, Sequence, StepInfo, StepModel,
 };
@@ -122,7 +122,7 @@ pub(crate) fn run<M: StepModel + ?Sized>(
     };
     let n_groups = batch * groups_per_row;
     let logits = ctx.model.prefill(inputs_embeds, attention_mask)?;
-    let prompt_logits = ctx.rows(logits, batch)?;
+    let prompt_logits = ctx.rows(logits, batch, true)?;
     let rows = repeat_interleave(batch, groups_per_row * nb);
     ctx.model.select_rows(&rows)?;
     let mut logits: Vec<Vec<f32>> = rows.iter().map(|&r| prompt_logits[r].clone()).collect();
@@ -152,8 +152,8 @@ pub(crate) fn run<M: StepModel + ?Sized>(
             let vocab = logits[slot * nb].len();
             let mut flat = Vec::with_capacity(nb * vocab);
             for (j, beam) in group.beams.iter().enumerate() {
+                // already log-probabilities (Ctx::rows)
                 let row = &mut logits[slot * nb + j];
-                log_softmax(row);
                 for p in &procs {
                     p.apply(&beam.history, row);
                 }
@@ -241,7 +241,7 @@ pub(crate) fn run<M: StepModel + ?Sized>(
         ctx.model.select_rows(&rows)?;
         active = still;
         let next = ctx.model.step(&tokens)?;
-        logits = ctx.rows(next, tokens.len())?;
+        logits = ctx.rows(next, tokens.len(), true)?;
     }
 
     // Open beams of unfinished groups compete with the finished hypotheses.
@@ -266,17 +266,23 @@ pub(crate) fn run<M: StepModel + ?Sized>(
     Ok(out)
 }
 
-/// The `k` best (score, index) pairs, best first; ties keep the lower index first.
+/// The `k` best (score, index) pairs, best first; ties keep the lower index first (one pass,
+/// the vocabulary of every beam is scanned once).
 fn top_candidates(scores: &[f32], k: usize) -> Vec<(f32, usize)> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    let k = k.min(idx.len());
-    let by_score = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b));
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k, by_score);
-        idx.truncate(k);
+    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+    if k == 0 {
+        return best;
     }
-    idx.sort_by(by_score);
-    idx.into_iter().map(|i| (scores[i], i)).collect()
+    for (i, &s) in scores.iter().enumerate() {
+        if best.len() == k && s.total_cmp(&best[k - 1].0).is_le() {
+            continue;
+        }
+        // after every kept entry with a score >= s (earlier indices win ties)
+        let at = best.partition_point(|&(b, _)| b.total_cmp(&s).is_ge());
+        best.insert(at, (s, i));
+        best.truncate(k);
+    }
+    best
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub mod config;
 pub mod processors;
 mod search;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, D};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -119,8 +119,9 @@ pub(crate) struct Ctx<'a, 'h, M: StepModel + ?Sized> {
 }
 
 impl<M: StepModel + ?Sized> Ctx<'_, '_, M> {
-    /// Logits [rows, V] from the model as one f32 vector per row, checked against the vocabulary.
-    pub fn rows(&mut self, logits: Tensor, rows: usize) -> Result<Vec<Vec<f32>>> {
+    /// Logits [rows, V] from the model as one f32 vector per row, checked against the vocabulary;
+    /// with `log_probs` normalised by a log-softmax first (where the logits live, e.g. the GPU).
+    pub fn rows(&mut self, logits: Tensor, rows: usize, log_probs: bool) -> Result<Vec<Vec<f32>>> {
         let (r, v) = logits.dims2().map_err(|_| {
             Error::Invalid(format!(
                 "generation: the model returned logits of shape {:?}, expected [{rows}, vocab]",
@@ -157,10 +158,17 @@ impl<M: StepModel + ?Sized> Ctx<'_, '_, M> {
                 self.vocab = Some(v);
             }
         }
-        Ok(logits
-            .to_device(&Device::Cpu)?
-            .to_dtype(DType::F32)?
-            .to_vec2::<f32>()?)
+        let mut logits = logits.to_dtype(DType::F32)?;
+        // On an accelerator the log-softmax runs there; on the CPU the plain loop is faster.
+        let on_device = !logits.device().is_cpu();
+        if log_probs && on_device {
+            logits = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        }
+        let mut rows = logits.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
+        if log_probs && !on_device {
+            rows.iter_mut().for_each(|r| processors::log_softmax(r));
+        }
+        Ok(rows)
     }
 
     /// Calls the hook (if any); `false` means stop.
@@ -224,37 +232,31 @@ pub(crate) fn sample_without_replacement(
     rng: &mut dyn RngCore,
 ) -> Option<Vec<usize>> {
     use rand::Rng;
-    let mut w: Vec<f64> = weights
+    // Only positive weights can be drawn; after top-k / top-p that is a handful of the
+    // num_beams x vocab entries.
+    let mut pool: Vec<(usize, f64)> = weights
         .iter()
-        .map(|&x| {
-            if x.is_finite() && x > 0.0 {
-                x as f64
-            } else {
-                0.0
-            }
-        })
+        .enumerate()
+        .filter(|(_, &x)| x.is_finite() && x > 0.0)
+        .map(|(i, &x)| (i, x as f64))
         .collect();
+    if pool.len() < k {
+        return None;
+    }
     let mut out = Vec::with_capacity(k);
     for _ in 0..k {
-        let total: f64 = w.iter().sum();
-        if total <= 0.0 {
-            return None;
-        }
+        let total: f64 = pool.iter().map(|p| p.1).sum();
         let u = rng.random::<f64>() * total;
         let mut acc = 0.0;
-        let mut pick = None;
-        for (i, &x) in w.iter().enumerate() {
-            if x > 0.0 {
-                acc += x;
-                pick = Some(i);
-                if u < acc {
-                    break;
-                }
+        let mut pick = pool.len() - 1;
+        for (j, p) in pool.iter().enumerate() {
+            acc += p.1;
+            if u < acc {
+                pick = j;
+                break;
             }
         }
-        let i = pick?;
-        w[i] = 0.0;
-        out.push(i);
+        out.push(pool.swap_remove(pick).0);
     }
     Some(out)
 }

@@ -141,13 +141,32 @@ fn top_k(scores: &mut [f32], k: usize) {
     if k == 0 {
         return;
     }
-    let mut sorted = scores.to_vec();
-    let (_, &mut threshold, _) = sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let threshold = kth_largest(scores, k);
     for s in scores.iter_mut() {
         if *s < threshold {
             *s = f32::NEG_INFINITY;
         }
     }
+}
+
+/// The k-th largest score (1-based k <= len): one pass with a small sorted buffer for the usual
+/// small k, a selection otherwise.
+fn kth_largest(scores: &[f32], k: usize) -> f32 {
+    if k > 64 {
+        let mut sorted = scores.to_vec();
+        let (_, &mut kth, _) = sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        return kth;
+    }
+    let mut best: Vec<f32> = Vec::with_capacity(k + 1);
+    for &s in scores {
+        if best.len() == k && s.total_cmp(&best[k - 1]).is_le() {
+            continue;
+        }
+        let at = best.partition_point(|b| b.total_cmp(&s).is_ge());
+        best.insert(at, s);
+        best.truncate(k);
+    }
+    best[k - 1]
 }
 
 fn top_p(scores: &mut [f32], p: f64, min_keep: usize) {
@@ -178,25 +197,46 @@ fn top_p(scores: &mut [f32], p: f64, min_keep: usize) {
     }
 }
 
-/// Softmax of one row in f32 (f64 accumulation); -inf entries get probability 0.
+/// Sum of exp(s - max) over a row: eight f32 lanes (no long dependency chain), added in f64.
+/// Entries at -inf contribute 0 without an exponential.
+fn sum_exp(scores: &[f32], max: f32) -> f64 {
+    let mut lanes = [0f32; 8];
+    for chunk in scores.chunks(8) {
+        for (lane, &s) in lanes.iter_mut().zip(chunk) {
+            if s > f32::NEG_INFINITY {
+                *lane += (s - max).exp();
+            }
+        }
+    }
+    lanes.iter().map(|&l| l as f64).sum()
+}
+
+/// Softmax of one row in f32; -inf entries get probability 0.
 pub fn softmax(scores: &[f32]) -> Vec<f32> {
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         return vec![0.0; scores.len()];
     }
-    let exps: Vec<f64> = scores.iter().map(|&s| ((s - max) as f64).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.iter().map(|&e| (e / sum) as f32).collect()
+    let inv = (1.0 / sum_exp(scores, max)) as f32;
+    scores
+        .iter()
+        .map(|&s| {
+            if s > f32::NEG_INFINITY {
+                (s - max).exp() * inv
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
-/// Log-softmax of one row in place (f64 accumulation), as beam search normalises logits.
+/// Log-softmax of one row in place, as beam search normalises logits.
 pub fn log_softmax(scores: &mut [f32]) {
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         return;
     }
-    let sum: f64 = scores.iter().map(|&s| ((s - max) as f64).exp()).sum();
-    let log_sum = sum.ln() as f32;
+    let log_sum = sum_exp(scores, max).ln() as f32;
     for s in scores.iter_mut() {
         *s = *s - max - log_sum;
     }
@@ -270,6 +310,18 @@ mod tests {
         let mut s = vec![1.0, 3.0, 2.0, 0.0];
         Warper::TopK { k: 1, min_keep: 2 }.apply(&mut s);
         assert_eq!(s, vec![NINF, 3.0, 2.0, NINF]);
+    }
+
+    #[test]
+    fn kth_largest_agrees_with_sorting() {
+        let row: Vec<f32> = (0..300)
+            .map(|i| ((i * 7919) % 101) as f32 * 0.5 - 20.0)
+            .collect();
+        let mut sorted = row.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        for k in [1, 2, 3, 50, 64, 65, 200, 300] {
+            assert_eq!(kth_largest(&row, k), sorted[k - 1], "k {k}");
+        }
     }
 
     #[test]

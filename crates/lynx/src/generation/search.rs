@@ -24,7 +24,7 @@ pub(crate) fn run<M: StepModel + ?Sized>(
     };
     let n = batch * copies;
     let logits = ctx.model.prefill(inputs_embeds, attention_mask)?;
-    let mut logits = ctx.rows(logits, batch)?;
+    let mut logits = ctx.rows(logits, batch, false)?;
     if copies > 1 {
         let rows = repeat_interleave(batch, copies);
         ctx.model.select_rows(&rows)?;
@@ -88,7 +88,7 @@ pub(crate) fn run<M: StepModel + ?Sized>(
             .map(|&seq| history[seq][history[seq].len() - 1])
             .collect();
         let next = ctx.model.step(&tokens)?;
-        logits = ctx.rows(next, active.len())?;
+        logits = ctx.rows(next, active.len(), false)?;
     }
     Ok(history
         .into_iter()
