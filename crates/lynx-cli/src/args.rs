@@ -12,6 +12,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Answer one question about an image or video.
+    Ask(crate::commands::ask::AskArgs),
+    /// Answer every annotation of a test file (the release's generate.py).
+    Generate(crate::commands::generate::GenerateArgs),
+    /// Print the prompt ids and the largest next-token logits (parity checks).
+    Forward(crate::commands::forward::ForwardArgs),
+    /// Write the release files as one mmap-able safetensors directory.
+    Convert(crate::commands::convert::ConvertArgs),
     /// Evaluate: Open-VQA (rule or LLM judge), MME.
     Eval(crate::commands::eval::EvalArgs),
     /// Data tools: `lynx data synth` generates the synthetic world.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod eval;
 pub mod generation;
 pub mod model;
+pub mod pipeline;
 pub mod synth;
 pub mod train;
 

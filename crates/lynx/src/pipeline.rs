@@ -13,7 +13,7 @@ use crate::data::conversation::{inference_ids, PromptFormat, Turn};
 use crate::data::image::{load_image, Preprocessor};
 use crate::data::tokenizer::{LynxTokenizer, TokenizerSource};
 use crate::data::video::{load_video, FrameSampling};
-use crate::generation::{generate, GenerationConfig};
+use crate::generation::{generate_with, GenerationConfig};
 use crate::model::load::{self, LoadedModel};
 use crate::model::lynx::{Lynx, LynxConfig, MediaBatch};
 use crate::model::session::LlmSession;
@@ -80,18 +80,28 @@ pub fn parse_device(name: Option<&str>) -> Result<Device> {
                 .unwrap_or(0);
             Ok(Device::new_cuda(ordinal)?)
         }
-        other => Err(Error::config("device", format!("unknown device {other:?}; use cpu or cuda[:N]"))),
+        other => Err(Error::config(
+            "device",
+            format!("unknown device {other:?}; use cpu or cuda[:N]"),
+        )),
     }
 }
 
 /// Parses a dtype name.
 pub fn parse_dtype(name: Option<&str>, device: &Device) -> Result<DType> {
     match name {
-        None => Ok(if device.is_cpu() { DType::F32 } else { DType::BF16 }),
+        None => Ok(if device.is_cpu() {
+            DType::F32
+        } else {
+            DType::BF16
+        }),
         Some("f32") => Ok(DType::F32),
         Some("f16") => Ok(DType::F16),
         Some("bf16") => Ok(DType::BF16),
-        Some(other) => Err(Error::config("dtype", format!("unknown dtype {other:?}; use f32, f16 or bf16"))),
+        Some(other) => Err(Error::config(
+            "dtype",
+            format!("unknown dtype {other:?}; use f32, f16 or bf16"),
+        )),
     }
 }
 
@@ -137,7 +147,8 @@ impl Engine {
             (None, Some(config)) => {
                 let yaml = LynxYaml::load(config, &opts.sets)?;
                 let llm_dir = yaml.required_path("llm_path", &yaml.llm_path)?;
-                let tokenizer = LynxTokenizer::from_dir(&llm_dir, tokenizer_source(yaml.tokenizer))?;
+                let tokenizer =
+                    LynxTokenizer::from_dir(&llm_dir, tokenizer_source(yaml.tokenizer))?;
                 let llm = load::read_llama_config(&llm_dir)?;
                 let cfg = load::lynx_config(&yaml, llm, tokenizer.vocab_size())?;
                 let loaded = load::load_release(&yaml, &cfg, dtype, &device)?;
@@ -150,7 +161,12 @@ impl Engine {
         }
     }
 
-    fn assemble(yaml: LynxYaml, cfg: LynxConfig, loaded: LoadedModel, tokenizer: LynxTokenizer) -> Result<Self> {
+    fn assemble(
+        yaml: LynxYaml,
+        cfg: LynxConfig,
+        loaded: LoadedModel,
+        tokenizer: LynxTokenizer,
+    ) -> Result<Self> {
         if tokenizer.pad_id() as usize != cfg.vocab_size - 1 {
             return Err(Error::config(
                 "tokenizer",
@@ -164,7 +180,10 @@ impl Engine {
         if cfg.num_frames != yaml.data.num_frames {
             return Err(Error::config(
                 "data.num_frames",
-                format!("the model was built for {} frames per video", cfg.num_frames),
+                format!(
+                    "the model was built for {} frames per video",
+                    cfg.num_frames
+                ),
             ));
         }
         Ok(Self {
@@ -199,10 +218,23 @@ impl Engine {
             length_penalty: y.length_penalty,
             no_repeat_ngram_size: y.no_repeat_ngram_size,
             bos_token_id: self.tokenizer.bos_id(),
-            eos_token_id: self.tokenizer.eos_id(),
-            pad_token_id: self.tokenizer.pad_id(),
+            eos_token_id: Some(self.tokenizer.eos_id()),
+            pad_token_id: Some(self.tokenizer.pad_id()),
+            seed: y.seed,
             ..GenerationConfig::default()
         }
+    }
+
+    /// The length of a request's prompt before `max_input_tokens` truncation.
+    pub fn prompt_ids_untruncated(&self, req: &Request) -> Result<usize> {
+        Ok(inference_ids(
+            &self.tokenizer,
+            &self.format,
+            &req.history,
+            &req.question,
+            usize::MAX,
+        )?
+        .len())
     }
 
     /// The prompt ids the model reads for a request.
@@ -237,7 +269,11 @@ impl Engine {
     }
 
     /// Bridge tokens [B, L, D] and their mask [B, L] (0 for rows without media).
-    pub fn bridge_tokens(&self, reqs: &[Request], rng: &mut ChaCha8Rng) -> Result<(Tensor, Tensor)> {
+    pub fn bridge_tokens(
+        &self,
+        reqs: &[Request],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Tensor, Tensor)> {
         let cfg = self.model.config();
         let (l, d) = (cfg.bridge.num_bridge_tokens, cfg.llm.hidden_size);
         let dev = self.model.device();
@@ -259,10 +295,7 @@ impl Engine {
             }
         }
         let mut rows: Vec<Option<Tensor>> = vec![None; reqs.len()];
-        let batches = [
-            (image_rows, images, false),
-            (video_rows, videos, true),
-        ];
+        let batches = [(image_rows, images, false), (video_rows, videos, true)];
         for (idx, pixels, is_video) in batches {
             if pixels.is_empty() {
                 continue;
@@ -283,7 +316,10 @@ impl Engine {
             .iter()
             .flat_map(|r| std::iter::repeat_n(u32::from(r.is_some()), l))
             .collect();
-        let tokens: Vec<Tensor> = rows.into_iter().map(|r| r.unwrap_or_else(|| zeros.clone())).collect();
+        let tokens: Vec<Tensor> = rows
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| zeros.clone()))
+            .collect();
         Ok((
             Tensor::stack(&tokens, 0)?,
             Tensor::from_vec(mask, (reqs.len(), l), dev)?,
@@ -292,8 +328,15 @@ impl Engine {
 
     /// Input embeddings and attention mask of a batch: bridge tokens ++ left-padded prompts.
     /// Also returns each row's prompt ids.
-    pub fn inputs(&self, reqs: &[Request], rng: &mut ChaCha8Rng) -> Result<(Tensor, Tensor, Vec<Vec<u32>>)> {
-        let ids = reqs.iter().map(|r| self.prompt_ids(r)).collect::<Result<Vec<_>>>()?;
+    pub fn inputs(
+        &self,
+        reqs: &[Request],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Tensor, Tensor, Vec<Vec<u32>>)> {
+        let ids = reqs
+            .iter()
+            .map(|r| self.prompt_ids(r))
+            .collect::<Result<Vec<_>>>()?;
         let t = ids.iter().map(Vec::len).max().unwrap_or(0);
         let pad = self.tokenizer.pad_id();
         let mut flat = Vec::with_capacity(reqs.len() * t);
@@ -314,16 +357,22 @@ impl Engine {
     }
 
     /// Answers a batch of requests.
-    pub fn answer(&self, reqs: &[Request], gen: &GenerationConfig, rng: &mut ChaCha8Rng) -> Result<Vec<Answer>> {
+    pub fn answer(
+        &self,
+        reqs: &[Request],
+        gen: &GenerationConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Answer>> {
         if reqs.is_empty() {
             return Ok(Vec::new());
         }
         let (embeds, mask, _) = self.inputs(reqs, rng)?;
         let mut session = LlmSession::new(self.model.llm());
-        let outputs = generate(&mut session, &embeds, &mask, gen, rng)?;
+        let outputs = generate_with(&mut session, &embeds, &mask, gen, rng, None)?;
         outputs
             .into_iter()
-            .map(|token_ids| {
+            .map(|seq| {
+                let token_ids = seq.tokens;
                 let text = self.tokenizer.decode(&token_ids, true)?.trim().to_string();
                 Ok(Answer { text, token_ids })
             })
@@ -331,11 +380,18 @@ impl Engine {
     }
 
     /// The prompt ids and the next-token logits [V] (f32) after the prompt.
-    pub fn next_token_logits(&self, req: &Request, rng: &mut ChaCha8Rng) -> Result<(Vec<u32>, Vec<f32>)> {
+    pub fn next_token_logits(
+        &self,
+        req: &Request,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
         let (embeds, mask, mut ids) = self.inputs(std::slice::from_ref(req), rng)?;
         let hidden = self.model.llm().forward_hidden(&embeds, &mask, None)?;
         let t = hidden.dim(1)?;
-        let logits = self.model.llm().logits(&hidden.narrow(1, t - 1, 1)?.flatten_all()?)?;
+        let logits = self
+            .model
+            .llm()
+            .logits(&hidden.narrow(1, t - 1, 1)?.flatten_all()?)?;
         Ok((ids.remove(0), logits.to_vec1::<f32>()?))
     }
 

@@ -29,7 +29,10 @@ pub struct ForwardArgs {
     pub json: bool,
 }
 
-pub fn media_arg(image: &Option<PathBuf>, video: &Option<PathBuf>) -> anyhow::Result<Option<Media>> {
+pub fn media_arg(
+    image: &Option<PathBuf>,
+    video: &Option<PathBuf>,
+) -> anyhow::Result<Option<Media>> {
     for p in [image, video].into_iter().flatten() {
         if !p.exists() {
             bail!("{}: no such file or folder", p.display());
@@ -53,7 +56,14 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
     let (input_ids, logits) = engine.next_token_logits(&req, &mut engine.rng())?;
     let mut order: Vec<usize> = (0..logits.len()).collect();
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    let top: Vec<(usize, f32)> = order.into_iter().take(args.top).map(|i| (i, logits[i])).collect();
-    println!("{}", serde_json::json!({"input_ids": input_ids, "top": top}));
+    let top: Vec<(usize, f32)> = order
+        .into_iter()
+        .take(args.top)
+        .map(|i| (i, logits[i]))
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({"input_ids": input_ids, "top": top})
+    );
     Ok(())
 }

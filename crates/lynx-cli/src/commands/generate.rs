@@ -40,7 +40,8 @@ struct BadLine {
 }
 
 fn read_items(engine: &Engine, file: &Path, bad: &mut Vec<BadLine>) -> anyhow::Result<Vec<Item>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let key = engine.yaml.vision_prompt_dict.clone();
     let mut items = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -48,7 +49,12 @@ fn read_items(engine: &Engine, file: &Path, bad: &mut Vec<BadLine>) -> anyhow::R
         if line.trim().is_empty() {
             continue;
         }
-        let mut fail = |reason: String| bad.push(BadLine { place: place.clone(), reason });
+        let mut fail = |reason: String| {
+            bad.push(BadLine {
+                place: place.clone(),
+                reason,
+            })
+        };
         let v: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
@@ -96,7 +102,8 @@ fn done_indices(output: &Path) -> anyhow::Result<HashSet<String>> {
     if !output.exists() {
         return Ok(done);
     }
-    let text = std::fs::read_to_string(output).with_context(|| format!("reading {}", output.display()))?;
+    let text =
+        std::fs::read_to_string(output).with_context(|| format!("reading {}", output.display()))?;
     let mut keep = String::new();
     for line in text.lines() {
         if let Ok(v) = serde_json::from_str::<Value>(line) {
@@ -116,7 +123,12 @@ fn done_indices(output: &Path) -> anyhow::Result<HashSet<String>> {
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let engine = args.model.load()?;
     let files: Vec<PathBuf> = if args.input.is_empty() {
-        engine.yaml.test_files.iter().map(|f| engine.yaml.resolve(f)).collect()
+        engine
+            .yaml
+            .test_files
+            .iter()
+            .map(|f| engine.yaml.resolve(f))
+            .collect()
     } else {
         args.input.clone()
     };
@@ -135,7 +147,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     };
     items.retain(|it| !done.contains(&it.index.to_string()));
     if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let mut out = std::fs::OpenOptions::new()
         .create(true)
@@ -178,7 +191,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         let answers = engine.answer(&batch, &gen, &mut rng)?;
         for (index, ans) in indices.into_iter().zip(answers) {
             let line = serde_json::json!({"index": index, "text_output": ans.text, "token_ids": ans.token_ids});
-            writeln!(out, "{line}").with_context(|| format!("writing {}", args.output.display()))?;
+            writeln!(out, "{line}")
+                .with_context(|| format!("writing {}", args.output.display()))?;
         }
         out.flush()?;
         bar.inc(chunk.len() as u64);

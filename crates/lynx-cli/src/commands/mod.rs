@@ -1,13 +1,22 @@
 //! One file per `lynx` subcommand.
 
-pub mod eval;
+pub mod ask;
+pub mod convert;
 pub mod data;
+pub mod eval;
+pub mod forward;
+pub mod generate;
+pub mod model_args;
 
 use crate::args::Command;
 
 /// Runs one parsed subcommand.
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Ask(args) => ask::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Forward(args) => forward::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Data(args) => data::run(args),
     }

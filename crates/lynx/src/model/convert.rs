@@ -104,7 +104,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes a converted directory for the release files named by the config at `config`.
-pub fn convert_release(config: &Path, sets: &[String], out: &Path, progress: bool) -> Result<ConvertSummary> {
+pub fn convert_release(
+    config: &Path,
+    sets: &[String],
+    out: &Path,
+    progress: bool,
+) -> Result<ConvertSummary> {
     let yaml = LynxYaml::load(config, sets)?;
     let llm_dir = yaml.required_path("llm_path", &yaml.llm_path)?;
     let source = match yaml.tokenizer {
@@ -113,7 +118,11 @@ pub fn convert_release(config: &Path, sets: &[String], out: &Path, progress: boo
         crate::config::TokenizerChoice::Json => TokenizerSource::Json,
     };
     let tokenizer = LynxTokenizer::from_dir(&llm_dir, source)?;
-    let cfg = load::lynx_config(&yaml, load::read_llama_config(&llm_dir)?, tokenizer.vocab_size())?;
+    let cfg = load::lynx_config(
+        &yaml,
+        load::read_llama_config(&llm_dir)?,
+        tokenizer.vocab_size(),
+    )?;
     let store = Arc::new(WeightStore::new_dry_run(load::release_mounts(&yaml)?));
     // Building the model checks every name and shape without reading tensor data.
     Lynx::new(&cfg, store.var_builder(DType::F32, &Device::Cpu))?;

@@ -2,9 +2,11 @@
 //! and loading the release's files.
 
 pub mod bridge;
+pub mod convert;
 pub mod llm;
 pub mod load;
 pub mod lynx;
 pub mod nn;
+pub mod session;
 pub mod vision;
 pub mod weights;

@@ -30,9 +30,9 @@ impl<'a> LlmSession<'a> {
 impl StepModel for LlmSession<'_> {
     fn prefill(&mut self, inputs_embeds: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
         self.cache = self.llm.new_cache();
-        let hidden = self
-            .llm
-            .forward_hidden(inputs_embeds, attention_mask, Some(&mut self.cache))?;
+        let hidden =
+            self.llm
+                .forward_hidden(inputs_embeds, attention_mask, Some(&mut self.cache))?;
         self.last_logits(&hidden)
     }
 
