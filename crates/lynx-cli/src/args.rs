@@ -11,4 +11,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// OwlEval human evaluation: serve the rating page, report the scores.
+    Rate(crate::commands::rate::RateArgs),
+}
