@@ -153,6 +153,14 @@ fn answers_are_anonymised_and_shuffled_stably_per_annotator() {
         (json!(1), Value::Null, json!(2))
     );
     assert_eq!(q["scores"], Value::Null);
+    assert_eq!(q["earlier"], json!([]));
+    // Question 5 is the second turn of a conversation about image 4.
+    let q5 = c.question("ann", 5);
+    assert_eq!(q5["question"], "What is funny about it?");
+    assert_eq!(
+        q5["earlier"],
+        json!(["Is there text in the image? If so, can you read it and explain it to me?"])
+    );
 }
 
 #[test]

@@ -25,6 +25,9 @@ pub struct Question {
     pub image_path: Option<PathBuf>,
     /// Answers indexed like [`AnswerSet::models`].
     pub answers: Vec<String>,
+    /// The earlier turns of a multi-turn question: the texts of the questions just before it,
+    /// with consecutive ids, on the same image (how OwlEval lays out its conversations).
+    pub earlier: Vec<String>,
 }
 
 /// All questions and answers of one rating run.
@@ -195,7 +198,7 @@ impl AnswerSet {
         }
 
         let models: Vec<String> = by_model.keys().cloned().collect();
-        let mut questions = Vec::with_capacity(reference.len());
+        let mut questions: Vec<Question> = Vec::with_capacity(reference.len());
         for (id, (text, image, loc)) in reference {
             let image_path = match images {
                 Some(dir) => Some(resolve_image(dir, &image).ok_or_else(|| {
@@ -215,12 +218,21 @@ impl AnswerSet {
                 .iter()
                 .map(|m| by_model[m][&id].answer.clone())
                 .collect();
+            let earlier = match questions.last() {
+                Some(prev) if prev.id + 1 == id && stem(&prev.image_name) == stem(&image) => {
+                    let mut e = prev.earlier.clone();
+                    e.push(prev.text.clone());
+                    e
+                }
+                _ => Vec::new(),
+            };
             questions.push(Question {
                 id,
                 text,
                 image_name: image,
                 image_path,
                 answers,
+                earlier,
             });
         }
         Ok(AnswerSet { models, questions })

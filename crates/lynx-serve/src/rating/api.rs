@@ -243,6 +243,7 @@ async fn question(
             "question_id": q.id,
             "position": pos + 1,
             "question": q.text,
+            "earlier": q.earlier,
             "image": q.image_path.as_ref().map(|_| format!("/images/{}", q.id)),
             "answers": answers,
             "scores": scores,
