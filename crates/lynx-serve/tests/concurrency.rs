@@ -68,6 +68,8 @@ fn two_annotators_rate_the_whole_set_at_the_same_time() {
     assert_eq!(mode, "wal");
 }
 
+const RACERS: usize = 8;
+
 #[test]
 fn racing_submissions_cannot_overspend_the_tie_budget() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,10 +83,9 @@ fn racing_submissions_cannot_overspend_the_tie_budget() {
             assert_eq!(c.rate(&name, id, &[1, 1, 2, 2, 3, 3]).0, 200);
         }
         assert_eq!(c.rate(&name, 5, &[1, 1, 2, 2, 3, 4]).0, 200);
-        // Two requests, each spending the last tie on a different question, at the same moment.
-        let barrier = Arc::new(Barrier::new(2));
-        let racers: Vec<_> = [6i64, 7]
-            .into_iter()
+        // Eight requests, each spending the last tie on a different question, at the same moment.
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let racers: Vec<_> = (6..6 + RACERS as i64)
             .map(|id| {
                 let (c, barrier, name) = (c.clone(), barrier.clone(), name.clone());
                 std::thread::spawn(move || {
@@ -99,10 +100,72 @@ fn racing_submissions_cannot_overspend_the_tie_budget() {
             ok, 1,
             "round {round}: exactly one may spend the last tie: {results:?}"
         );
-        let loser = results.into_iter().find(|r| r.0 != 200).unwrap();
-        refused(loser, 422, "tie_budget");
+        for loser in results.into_iter().filter(|r| r.0 != 200) {
+            refused(loser, 422, "tie_budget");
+        }
         let progress = c.login(&name)["progress"].clone();
         assert_eq!(progress["ties_used"], 10);
         assert_eq!(progress["rated"].as_array().unwrap().len(), 6);
+    }
+}
+
+#[test]
+fn racing_database_writes_cannot_overspend_the_tie_budget() {
+    use lynx_serve::rating::db::{Db, Refused};
+    use lynx_serve::rating::Rules;
+    // Straight at the database, without HTTP in between, so the writes overlap tightly.
+    let dir = tempfile::tempdir().unwrap();
+    let models: Vec<String> = (0..6).map(|m| format!("m{m}")).collect();
+    let ids: Vec<i64> = (1..=40).collect();
+    let db =
+        Arc::new(Db::open(&dir.path().join("r.sqlite"), &models, &ids, &Rules::PAPER).unwrap());
+    let rows = |scores: [u8; 6]| -> Vec<(String, u8, usize)> {
+        models
+            .iter()
+            .zip(scores)
+            .enumerate()
+            .map(|(i, (m, s))| (m.clone(), s, i))
+            .collect()
+    };
+    for round in 0..4 {
+        let name = format!("racer{round}");
+        db.login(&name).unwrap();
+        for id in 1..=4 {
+            assert!(db
+                .store(&name, id, &rows([1, 1, 2, 2, 3, 3]), &Rules::PAPER)
+                .is_ok());
+        }
+        assert!(db
+            .store(&name, 5, &rows([1, 1, 2, 2, 3, 4]), &Rules::PAPER)
+            .is_ok());
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let racers: Vec<_> = (6..6 + RACERS as i64)
+            .map(|id| {
+                let (db, barrier, name, rows) = (
+                    db.clone(),
+                    barrier.clone(),
+                    name.clone(),
+                    rows([1, 1, 2, 2, 3, 4]),
+                );
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    db.store(&name, id, &rows, &Rules::PAPER)
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "round {round}: {results:?}"
+        );
+        for r in results.into_iter().filter_map(Result::err) {
+            assert!(
+                matches!(&r, Refused::Rule(v) if v.code == "tie_budget"),
+                "round {round}: {r:?}"
+            );
+        }
+        let id = db.annotator(&name).unwrap().unwrap();
+        assert_eq!(db.ratings(id).unwrap().len(), 6);
     }
 }
