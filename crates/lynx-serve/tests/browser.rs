@@ -255,6 +255,17 @@ fn the_rating_page_in_headless_chromium() {
         assert_eq!(body_data(&c, "question").await, "1");
         assert_eq!(Value::Array(checked(&c).await), want);
 
+        // Another person on the same browser: the name is forgotten and the login form is back.
+        click(&c, "#logout").await;
+        // The old document is also at step 1, so wait for what only the new one shows.
+        c.wait()
+            .forever()
+            .for_element(Locator::Css("body[data-seq='1'][data-state='ready'] #login:not([hidden])"))
+            .await
+            .unwrap();
+        assert!(c.find(Locator::Css("#rate")).await.unwrap().attr("hidden").await.unwrap().is_some());
+        assert_eq!(c.find(Locator::Css("#name")).await.unwrap().prop("value").await.unwrap().as_deref(), Some(""));
+
         c.close().await.unwrap();
     });
 }
