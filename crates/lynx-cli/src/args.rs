@@ -24,4 +24,6 @@ pub enum Command {
     Eval(crate::commands::eval::EvalArgs),
     /// Data tools: `lynx data synth` generates the synthetic world.
     Data(crate::commands::data::DataArgs),
+    /// OwlEval human evaluation: serve the rating page, report the scores.
+    Rate(crate::commands::rate::RateArgs),
 }

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod forward;
 pub mod generate;
 pub mod model_args;
+pub mod rate;
 
 use crate::args::Command;
 
@@ -19,5 +20,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Convert(args) => convert::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Data(args) => data::run(args),
+        Command::Rate(args) => rate::run(args),
     }
 }
