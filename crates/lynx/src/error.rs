@@ -76,7 +76,11 @@ impl Error {
     }
 
     /// A weights error about tensor `key` in `file`.
-    pub fn weights(file: impl Into<String>, key: impl Into<String>, msg: impl Into<String>) -> Self {
+    pub fn weights(
+        file: impl Into<String>,
+        key: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> Self {
         Error::Weights {
             file: file.into(),
             key: key.into(),
