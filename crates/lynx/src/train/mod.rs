@@ -2,6 +2,7 @@
 //! the training configuration. The loop itself (`trainer.rs`) builds on these.
 
 pub mod atomic;
+pub mod checkpoint;
 pub mod optim;
 pub mod rng;
 pub mod schedule;

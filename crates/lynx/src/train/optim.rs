@@ -12,6 +12,7 @@ use super::{atomic, st_io};
 use crate::{Error, Result};
 
 const STATE_FORMAT: &str = "lynx-adamw-1";
+const META_KEY: &str = "lynx_adamw";
 
 /// Hyper-parameters of [`AdamW`] other than the learning rate (which the schedule gives per step).
 #[derive(Debug, Clone, PartialEq)]
@@ -239,12 +240,14 @@ impl AdamW {
             tensors.push((format!("{}.exp_avg_sq", p.name), p.exp_avg_sq.clone()));
             steps.insert(p.name.clone(), p.step);
         }
-        let steps = serde_json::to_string(&steps).map_err(|e| Error::Invalid(e.to_string()))?;
-        let meta = HashMap::from([
-            ("format".to_string(), STATE_FORMAT.to_string()),
-            ("step_count".to_string(), self.step_count.to_string()),
-            ("param_steps".to_string(), steps),
-        ]);
+        // One metadata key holding sorted JSON, so the file's bytes are deterministic (a map
+        // with several keys would be written in hash order).
+        let info = serde_json::json!({
+            "format": STATE_FORMAT,
+            "step_count": self.step_count,
+            "param_steps": steps,
+        });
+        let meta = HashMap::from([(META_KEY.to_string(), info.to_string())]);
         st_io::to_bytes(&tensors, meta)
     }
 
@@ -252,20 +255,20 @@ impl AdamW {
     /// nothing else. `file` names the source in errors.
     pub fn load_state_bytes(&mut self, bytes: &[u8], file: &str) -> Result<()> {
         let loaded = st_io::from_bytes(bytes, file, &Device::Cpu)?;
-        let meta = |k: &str| {
-            loaded
-                .metadata
-                .get(k)
-                .ok_or_else(|| Error::parse(file, None, format!("missing metadata `{k}`")))
-        };
-        if meta("format")? != STATE_FORMAT {
-            return Err(Error::parse(file, None, "not a lynx AdamW state"));
+        let bad = |msg: &str| Error::parse(file, None, format!("optimiser state: {msg}"));
+        let info: serde_json::Value = loaded
+            .metadata
+            .get(META_KEY)
+            .and_then(|m| serde_json::from_str(m).ok())
+            .ok_or_else(|| bad("not a lynx AdamW state (no metadata)"))?;
+        if info["format"] != STATE_FORMAT {
+            return Err(bad("not a lynx AdamW state (format)"));
         }
-        let step_count: u64 = meta("step_count")?
-            .parse()
-            .map_err(|_| Error::parse(file, None, "bad step_count"))?;
-        let steps: BTreeMap<String, u64> = serde_json::from_str(meta("param_steps")?)
-            .map_err(|e| Error::parse(file, None, format!("param_steps: {e}")))?;
+        let step_count = info["step_count"]
+            .as_u64()
+            .ok_or_else(|| bad("bad step_count"))?;
+        let steps: BTreeMap<String, u64> = serde_json::from_value(info["param_steps"].clone())
+            .map_err(|e| bad(&format!("param_steps: {e}")))?;
         let mut tensors = loaded.tensors;
         let mut restored = Vec::with_capacity(self.params.len());
         for p in &self.params {
