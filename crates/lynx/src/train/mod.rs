@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod metrics;
 pub mod optim;
 pub mod rng;
 pub mod schedule;
