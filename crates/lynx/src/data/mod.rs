@@ -1,6 +1,8 @@
 //! Data: preprocessing, video, tokenizer, prompts, datasets.
 
+pub mod datasets;
 pub mod image;
 pub mod prompts;
+pub mod shards;
 pub mod tokenizer;
 pub mod video;
