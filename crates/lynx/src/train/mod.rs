@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod config;
 pub mod metrics;
 pub mod optim;
 pub mod rng;
