@@ -11,4 +11,9 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Prompt templates per task: check a file, or expand it with an LLM (paper 2.4).
+    Prompts(crate::commands::prompts::PromptsArgs),
+    /// Plot loss and learning-rate curves of metrics.jsonl files.
+    Plot(crate::commands::plot::PlotArgs),
+}
