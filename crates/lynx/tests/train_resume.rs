@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
-use lynx::data::datasets::{DatasetSpec, Mixture, MixtureOptions, Sample};
+use lynx::data::datasets::{DatasetSpec, Sample};
+use lynx::data::mixture::{Mixture, MixtureOptions};
 use lynx::train::checkpoint::{CheckpointManager, TrainState};
 use lynx::train::metrics::{MetricsLog, MetricsRecord};
 use lynx::train::optim::{AdamW, AdamWConfig, Gradients};

@@ -1,6 +1,7 @@
-//! Tests of JSONL datasets and the weighted mixture sampler.
+//! Tests of JSONL datasets and the weighted mixture sampler (data/mixture.rs).
 
 use super::*;
+use crate::data::mixture::{Mixture, MixtureOptions, MixtureState, SourceState};
 use std::collections::HashMap;
 use std::fs;
 

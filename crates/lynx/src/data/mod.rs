@@ -2,6 +2,7 @@
 
 pub mod datasets;
 pub mod image;
+pub mod mixture;
 pub mod prompts;
 pub mod shards;
 pub mod tokenizer;

@@ -10,7 +10,9 @@ use serde_yaml::Value;
 
 use super::optim::{default_no_decay, AdamWConfig};
 use super::schedule::{image_res_at, validate_resolution_schedule, LrSchedule, ResolutionStage};
-use crate::data::datasets::{DatasetSpec, MixtureOptions};
+use crate::data::datasets::DatasetSpec;
+use crate::data::mixture::{Mixture, MixtureOptions};
+use crate::data::prompts::PromptTemplates;
 use crate::{Error, Result};
 
 /// The parts of Lynx that a run trains.
@@ -301,6 +303,16 @@ impl TrainConfig {
             max_bad_fraction: self.max_bad_fraction,
             shuffle_buffer: self.shuffle_buffer,
         }
+    }
+
+    /// Loads the prompt templates (with `diverse_prompts`) and opens the data mixture, indexing
+    /// and validating the JSONL datasets: bad data stops here, before training starts.
+    pub fn open_data(&self) -> Result<Mixture> {
+        let prompts = match &self.prompts {
+            Some(p) => Some(PromptTemplates::load(p)?.with_diverse(self.diverse_prompts)),
+            None => None,
+        };
+        Mixture::open(&self.datasets, prompts, self.mixture_options())
     }
 
     /// The image resolution of update `t` (1-based).

@@ -151,3 +151,40 @@ fn the_file_loader_reports_missing_files() {
         .to_string();
     assert!(e.contains("/nonexistent/train.yaml"), "{e}");
 }
+
+#[test]
+fn open_data_uses_the_prompts_file_and_the_diverse_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("p.yaml"),
+        "vqa:\n  - \"A {question}\"\n  - \"B {question}\"\n  - \"C {question}\"\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("x.jpg"), b"x").unwrap();
+    std::fs::write(
+        d.join("v.jsonl"),
+        r#"{"task": "vqa", "image": "x.jpg", "question": "q?", "answer": "a"}"#,
+    )
+    .unwrap();
+    let sets = [
+        format!("prompts={}", d.join("p.yaml").display()),
+        format!(
+            "datasets=[{{path: {}, weight: 1}}]",
+            d.join("v.jsonl").display()
+        ),
+        "diverse_prompts=false".to_string(),
+    ];
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let mut m = load("", &sets).unwrap().open_data().unwrap();
+    for _ in 0..10 {
+        assert_eq!(m.next_sample().unwrap().turns[0].prompt, "A q?");
+    }
+    let e = load("", &["prompts=/nonexistent/p.yaml"])
+        .unwrap()
+        .open_data()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("/nonexistent/p.yaml"), "{e}");
+}
