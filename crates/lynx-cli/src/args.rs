@@ -26,4 +26,8 @@ pub enum Command {
     Data(crate::commands::data::DataArgs),
     /// OwlEval human evaluation: serve the rating page, report the scores.
     Rate(crate::commands::rate::RateArgs),
+    /// Prompt templates per task: check a file, or expand it with an LLM (paper 2.4).
+    Prompts(crate::commands::prompts::PromptsArgs),
+    /// Plot loss and learning-rate curves of metrics.jsonl files.
+    Plot(crate::commands::plot::PlotArgs),
 }

@@ -7,6 +7,8 @@ pub mod eval;
 pub mod forward;
 pub mod generate;
 pub mod model_args;
+pub mod plot;
+pub mod prompts;
 pub mod rate;
 
 use crate::args::Command;
@@ -21,5 +23,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Data(args) => data::run(args),
         Command::Rate(args) => rate::run(args),
+        Command::Prompts(args) => prompts::run(args),
+        Command::Plot(args) => plot::run(args),
     }
 }

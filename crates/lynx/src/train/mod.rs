@@ -1,1 +1,11 @@
-//! Training (paper Sections 2.3 and 2.4).
+//! Training (paper Sections 2.3 and 2.4): optimiser, schedules, checkpoints, metrics, RNG and
+//! the training configuration. The loop itself (`trainer.rs`) builds on these.
+
+pub mod atomic;
+pub mod checkpoint;
+pub mod config;
+pub mod metrics;
+pub mod optim;
+pub mod rng;
+pub mod schedule;
+pub mod st_io;
