@@ -86,12 +86,7 @@ pub enum SampleKind {
     Dialog,
 }
 
-/// One exchange: the rendered instruction (or human turn) and the target text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Turn {
-    pub prompt: String,
-    pub response: String,
-}
+pub use super::conversation::Turn;
 
 /// A training sample, ready to be put into the model prompt and tokenised.
 #[derive(Debug, Clone, PartialEq)]

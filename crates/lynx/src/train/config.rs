@@ -10,6 +10,7 @@ use serde_yaml::Value;
 
 use super::optim::{default_no_decay, AdamWConfig};
 use super::schedule::{image_res_at, validate_resolution_schedule, LrSchedule, ResolutionStage};
+pub use crate::config::apply_override;
 use crate::data::datasets::DatasetSpec;
 use crate::data::mixture::{Mixture, MixtureOptions};
 use crate::data::prompts::PromptTemplates;
@@ -347,70 +348,6 @@ fn path_error(e: serde_path_to_error::Error<serde_yaml::Error>) -> Error {
         path
     };
     Error::config(key, e.inner().to_string())
-}
-
-/// Applies one `a.b.c=value` (or `datasets[0].weight=2`) override; the value is parsed as YAML
-/// (`3`, `1e-4`, `true`, `[bridge]`, `null`, text).
-pub fn apply_override(root: &mut Value, assignment: &str) -> Result<()> {
-    let (key, raw) = assignment
-        .split_once('=')
-        .ok_or_else(|| Error::config(assignment, "an override must look like key=value"))?;
-    let key = key.trim();
-    let value: Value = if raw.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_yaml::from_str(raw)
-            .map_err(|e| Error::config(key, format!("bad value `{raw}`: {e}")))?
-    };
-    let segments: Vec<String> = key
-        .replace('[', ".")
-        .replace(']', "")
-        .split('.')
-        .map(str::to_string)
-        .collect();
-    if segments.iter().any(|s| s.is_empty()) {
-        return Err(Error::config(key, "empty key segment"));
-    }
-    let mut node = root;
-    for (i, seg) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        let here = segments[..=i].join(".");
-        if node.is_null() {
-            *node = Value::Mapping(Default::default());
-        }
-        node = match node {
-            Value::Mapping(m) => {
-                let k = Value::String(seg.clone());
-                if last {
-                    m.insert(k, value);
-                    return Ok(());
-                }
-                m.entry(k).or_insert(Value::Null)
-            }
-            Value::Sequence(s) => {
-                let idx: usize = seg
-                    .parse()
-                    .map_err(|_| Error::config(&here, "is a list: use a number"))?;
-                let len = s.len();
-                let slot = s.get_mut(idx).ok_or_else(|| {
-                    Error::config(&here, format!("index out of range (the list has {len})"))
-                })?;
-                if last {
-                    *slot = value;
-                    return Ok(());
-                }
-                slot
-            }
-            _ => {
-                let parent = segments[..i].join(".");
-                return Err(Error::config(
-                    parent,
-                    format!("is a plain value, so `{key}` cannot be set"),
-                ));
-            }
-        };
-    }
-    Ok(())
 }
 
 #[cfg(test)]
