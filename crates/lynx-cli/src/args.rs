@@ -18,6 +18,8 @@ pub enum Command {
     Generate(crate::commands::generate::GenerateArgs),
     /// Print the prompt ids and the largest next-token logits (parity checks).
     Forward(crate::commands::forward::ForwardArgs),
+    /// Train one stage (bridge, adapters, frame positions) on a data mixture.
+    Train(crate::commands::train::TrainArgs),
     /// Write the release files as one mmap-able safetensors directory.
     Convert(crate::commands::convert::ConvertArgs),
     /// Evaluate: Open-VQA (rule or LLM judge), MME.

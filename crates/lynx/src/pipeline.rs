@@ -15,7 +15,7 @@ use crate::data::tokenizer::{LynxTokenizer, TokenizerSource};
 use crate::data::video::{load_video, FrameSampling};
 use crate::generation::{generate_with, GenerationConfig};
 use crate::model::load::{self, LoadedModel};
-use crate::model::lynx::{Lynx, LynxConfig, MediaBatch};
+use crate::model::lynx::{Lynx, LynxConfig};
 use crate::model::session::LlmSession;
 use crate::{Error, Result};
 
@@ -274,13 +274,9 @@ impl Engine {
         reqs: &[Request],
         rng: &mut ChaCha8Rng,
     ) -> Result<(Tensor, Tensor)> {
-        let cfg = self.model.config();
-        let (l, d) = (cfg.bridge.num_bridge_tokens, cfg.llm.hidden_size);
         let dev = self.model.device();
-        let mut image_rows = Vec::new();
-        let mut video_rows = Vec::new();
-        let mut images = Vec::new();
-        let mut videos = Vec::new();
+        let (mut image_rows, mut images, mut video_rows, mut videos) =
+            (vec![], vec![], vec![], vec![]);
         for (i, r) in reqs.iter().enumerate() {
             match &r.media {
                 Some(m) if m.is_video() => {
@@ -294,36 +290,19 @@ impl Engine {
                 None => {}
             }
         }
-        let mut rows: Vec<Option<Tensor>> = vec![None; reqs.len()];
-        let batches = [(image_rows, images, false), (video_rows, videos, true)];
-        for (idx, pixels, is_video) in batches {
-            if pixels.is_empty() {
-                continue;
-            }
-            let px = Tensor::stack(&pixels, 0)?.to_device(dev)?;
-            let batch = if is_video {
-                MediaBatch::Videos(px)
+        let stack = |px: &[Tensor]| -> Result<Option<Tensor>> {
+            if px.is_empty() {
+                Ok(None)
             } else {
-                MediaBatch::Images(px)
-            };
-            let tokens = self.model.bridge_tokens(&batch)?;
-            for (k, &row) in idx.iter().enumerate() {
-                rows[row] = Some(tokens.get(k)?);
+                Ok(Some(Tensor::stack(px, 0)?.to_device(dev)?))
             }
-        }
-        let zeros = Tensor::zeros((l, d), self.model.dtype(), dev)?;
-        let mask: Vec<u32> = rows
-            .iter()
-            .flat_map(|r| std::iter::repeat_n(u32::from(r.is_some()), l))
-            .collect();
-        let tokens: Vec<Tensor> = rows
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| zeros.clone()))
-            .collect();
-        Ok((
-            Tensor::stack(&tokens, 0)?,
-            Tensor::from_vec(mask, (reqs.len(), l), dev)?,
-        ))
+        };
+        let (images, videos) = (stack(&images)?, stack(&videos)?);
+        self.model.row_bridge_tokens(
+            reqs.len(),
+            images.as_ref().map(|t| (image_rows.as_slice(), t)),
+            videos.as_ref().map(|t| (video_rows.as_slice(), t)),
+        )
     }
 
     /// Input embeddings and attention mask of a batch: bridge tokens ++ left-padded prompts.

@@ -10,6 +10,7 @@ pub mod model_args;
 pub mod plot;
 pub mod prompts;
 pub mod rate;
+pub mod train;
 
 use crate::args::Command;
 
@@ -20,6 +21,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Forward(args) => forward::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Data(args) => data::run(args),
         Command::Rate(args) => rate::run(args),

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use candle_core::pickle::PthTensors;
@@ -194,7 +195,7 @@ pub struct WeightStore {
     /// Every model name served, with whether the [PAD] row was appended to it.
     served: Mutex<BTreeMap<String, bool>>,
     /// Serve zero-cost placeholders with the right shapes instead of reading data.
-    dry_run: bool,
+    dry_run: AtomicBool,
 }
 
 impl WeightStore {
@@ -203,16 +204,25 @@ impl WeightStore {
             mounts,
             used: Mutex::new(HashSet::new()),
             served: Mutex::new(BTreeMap::new()),
-            dry_run: false,
+            dry_run: AtomicBool::new(false),
         }
     }
 
     /// A store that checks names and shapes but reads no tensor data (to plan a conversion).
     pub fn new_dry_run(mounts: Vec<Mount>) -> Self {
-        Self {
-            dry_run: true,
-            ..Self::new(mounts)
-        }
+        let store = Self::new(mounts);
+        store.set_dry_run(true);
+        store
+    }
+
+    /// Switches between serving placeholders (names and shapes only) and real tensors.
+    pub fn set_dry_run(&self, on: bool) {
+        self.dry_run.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether `name` is held by a mounted file.
+    pub fn contains(&self, name: &str) -> bool {
+        self.locate(name).is_some()
     }
 
     fn locate(&self, name: &str) -> Option<(usize, String)> {
@@ -374,7 +384,7 @@ impl Shared {
         if let Ok(mut served) = store.served.lock() {
             served.insert(name.to_string(), pad);
         }
-        if store.dry_run {
+        if store.dry_run.load(Ordering::SeqCst) {
             if let Ok(mut used) = store.used.lock() {
                 used.insert((mount, src));
             }

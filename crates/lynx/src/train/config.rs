@@ -26,6 +26,11 @@ pub enum TrainPart {
     Adapter,
     /// The video frame position embeddings (`absolute_frame_pos_embed`).
     FramePos,
+    /// The whole vision encoder (`vision_encoder.*`); frozen in the paper's recipe.
+    VisionEncoder,
+    /// The whole LLM except its adapters (`LLM.*`); frozen in the paper's recipe (Table 3's
+    /// "w/ cross-attn & trainable LLM" ablation unfreezes it).
+    Llm,
 }
 
 /// Pretraining on pairs (paper 2.3) or instruction finetuning (2.4).

@@ -2,10 +2,13 @@
 //! the training configuration. The loop itself (`trainer.rs`) builds on these.
 
 pub mod atomic;
+pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod metrics;
 pub mod optim;
+pub mod params;
 pub mod rng;
 pub mod schedule;
 pub mod st_io;
+pub mod trainer;
