@@ -104,7 +104,7 @@ fn resuming_after_an_interruption_reproduces_the_uninterrupted_run() {
         let mut t = Trainer::new(config(&cut, &extra), false, Device::Cpu).unwrap();
         for _ in 0..12 {
             let s = t.train_step().unwrap();
-            if s.step % 5 == 0 {
+            if s.step.is_multiple_of(5) {
                 t.save_checkpoint().unwrap();
             }
         }
@@ -160,13 +160,13 @@ fn a_diverging_loss_stops_with_the_step_and_keeps_the_last_checkpoint() {
         ],
     );
     let mut trainer = Trainer::new(cfg.clone(), false, Device::Cpu).unwrap();
-    let err = trainer.run(false).err().expect("the loss diverges");
+    let err = trainer.run(false).expect_err("the loss diverges");
     let msg = err.to_string();
     assert!(msg.contains("at step"), "{msg}");
     let (mgr, latest) = CheckpointManager::open(&out, cfg.identity().unwrap(), 3, true).unwrap();
     let latest = latest.expect("a checkpoint survives");
     assert!(latest.state.step >= 1);
-    for (_, t) in latest.params() {
+    for t in latest.params().values() {
         let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(
             v.iter().all(|x| x.is_finite()),
@@ -229,8 +229,7 @@ fn unknown_keys_tasks_and_templates_are_config_errors() {
             "learning_rate=1".into(),
         ],
     )
-    .err()
-    .expect("learning_rate is not a key");
+    .expect_err("learning_rate is not a key");
     assert!(err.to_string().contains("learning_rate"), "{err}");
 
     let prompts = dir.path().join("prompts.yaml");
