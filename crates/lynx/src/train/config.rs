@@ -33,12 +33,26 @@ pub enum TrainPart {
     Llm,
 }
 
-/// Pretraining on pairs (paper 2.3) or instruction finetuning (2.4).
+/// Pretraining on pairs (paper 2.3) or instruction finetuning (2.4) of Lynx; or one of the
+/// stage-0 runs that make the frozen parts themselves (issue 4): the tokenizer (its own config,
+/// see `train::tokenizer_train`), LLaMA-style language-model pretraining (`lm`), its
+/// instruction-tuned "Vicuna" copy (`lm_instruct`), and the vision encoder (`vision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Pretrain,
     Finetune,
+    Tokenizer,
+    Lm,
+    LmInstruct,
+    Vision,
+}
+
+impl Stage {
+    /// Whether the stage trains Lynx itself (bridge, adapters, ...) on top of frozen parts.
+    pub fn is_lynx(self) -> bool {
+        matches!(self, Stage::Pretrain | Stage::Finetune)
+    }
 }
 
 /// Where the base model comes from: a converted model folder, or the release's files.
@@ -60,6 +74,9 @@ pub struct ModelPaths {
     /// Weights to start the trainable parts from (e.g. `pretrain_lynx.pt` when finetuning).
     #[serde(default)]
     pub checkpoint: Option<PathBuf>,
+    /// Stage `lm` from scratch: the folder (or file) of the tokenizer.json to train with.
+    #[serde(default)]
+    pub tokenizer: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -100,6 +117,34 @@ fn default_max_seq_len() -> usize {
 }
 fn default_shuffle_buffer() -> usize {
     1000
+}
+fn default_vision_loss() -> VisionLossWeights {
+    VisionLossWeights::default()
+}
+
+/// Weights of the parts of the `vision` stage's supervised objective (see `train::vision`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VisionLossWeights {
+    /// Per-patch attributes (shape, colour, size, motion, text kind, word, digits, ...).
+    pub patch: f64,
+    /// Image-level place.
+    pub place: f64,
+    /// Image-level counts per shape, per colour, per (shape, colour) and in total.
+    pub count: f64,
+    /// Image-level set of words and numbers, and the missing piece of a pattern.
+    pub global: f64,
+}
+
+impl Default for VisionLossWeights {
+    fn default() -> Self {
+        Self {
+            patch: 1.0,
+            place: 1.0,
+            count: 1.0,
+            global: 1.0,
+        }
+    }
 }
 
 /// A training run's configuration.
@@ -162,10 +207,29 @@ pub struct TrainConfig {
     /// Shuffle buffer of `.tar` shard datasets, in samples.
     #[serde(default = "default_shuffle_buffer")]
     pub shuffle_buffer: usize,
+    /// Threads computing the micro-batches of an update (at most `grad_accum` are used). The
+    /// result does not depend on it.
+    #[serde(default = "one")]
+    pub workers: usize,
+    /// Stage `lm` from scratch: the LLaMA architecture (`vocab_size` is the tokenizer's).
+    #[serde(default)]
+    pub llm_config: Option<crate::model::llm::llama::LlamaConfig>,
+    /// Stage `vision` from scratch: the EVA ViT architecture.
+    #[serde(default)]
+    pub vision_config: Option<crate::model::vision::eva_vit::VisionConfig>,
+    /// Stage `vision`: weights of the objective's parts.
+    #[serde(default = "default_vision_loss")]
+    pub vision_loss: VisionLossWeights,
 }
 
 /// Keys that may change when resuming (they do not change what is trained).
-const RESUMABLE_KEYS: [&str; 4] = ["output_dir", "save_every", "keep_last", "max_bad_fraction"];
+const RESUMABLE_KEYS: [&str; 5] = [
+    "output_dir",
+    "save_every",
+    "keep_last",
+    "max_bad_fraction",
+    "workers",
+];
 
 /// EVA ViT-g/14 patch size: image resolutions must be multiples of it.
 const PATCH: usize = 14;
@@ -191,13 +255,7 @@ impl TrainConfig {
 
     /// Checks values and their consistency; errors name the key.
     pub fn validate(&self) -> Result<()> {
-        let m = &self.model;
-        if m.dir.is_none() && (m.vision_encoder.is_none() || m.llm.is_none()) {
-            return Err(Error::config(
-                "model",
-                "give `dir`, or both `vision_encoder` and `llm`",
-            ));
-        }
+        self.validate_model()?;
         if self.train_parts.is_empty() {
             return Err(Error::config("train_parts", "nothing to train"));
         }
@@ -229,6 +287,7 @@ impl TrainConfig {
             ("save_every", self.save_every),
             ("keep_last", self.keep_last as u64),
             ("max_seq_len", self.max_seq_len as u64),
+            ("workers", self.workers as u64),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -267,16 +326,67 @@ impl TrainConfig {
             }
         }
         validate_resolution_schedule(&self.resolution_schedule)?;
+        let patch = match (&self.stage, &self.vision_config) {
+            (Stage::Vision, Some(v)) => v.patch_size,
+            _ => PATCH,
+        };
         let mut resolutions = vec![("image_res".to_string(), self.image_res)];
         for (i, s) in self.resolution_schedule.iter().enumerate() {
             resolutions.push((format!("resolution_schedule[{i}].image_res"), s.image_res));
         }
         for (key, r) in resolutions {
-            if r == 0 || r % PATCH != 0 {
+            if r == 0 || r % patch != 0 {
                 return Err(Error::config(
                     key,
-                    format!("{r} is not a positive multiple of the patch size {PATCH}"),
+                    format!("{r} is not a positive multiple of the patch size {patch}"),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Which model inputs each stage needs.
+    fn validate_model(&self) -> Result<()> {
+        let m = &self.model;
+        match self.stage {
+            Stage::Pretrain | Stage::Finetune => {
+                if m.dir.is_none() && (m.vision_encoder.is_none() || m.llm.is_none()) {
+                    return Err(Error::config(
+                        "model",
+                        "give `dir`, or both `vision_encoder` and `llm`",
+                    ));
+                }
+            }
+            Stage::Tokenizer => {
+                return Err(Error::config(
+                    "stage",
+                    "`tokenizer` runs take their own config (see `lynx train --help`)",
+                ))
+            }
+            Stage::Lm => match (&m.llm, &m.tokenizer, &self.llm_config) {
+                (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+                _ => {
+                    return Err(Error::config(
+                        "model",
+                        "stage lm: give `model.tokenizer` and `llm_config` (from scratch), or `model.llm` (continue)",
+                    ))
+                }
+            },
+            Stage::LmInstruct => {
+                if m.llm.is_none() || self.llm_config.is_some() {
+                    return Err(Error::config(
+                        "model.llm",
+                        "stage lm_instruct starts from a language model folder (and takes no llm_config)",
+                    ));
+                }
+            }
+            Stage::Vision => {
+                if self.vision_config.is_none() {
+                    return Err(Error::config(
+                        "vision_config",
+                        "stage vision needs the encoder's architecture (`model.vision_encoder` may give starting weights)",
+                    ));
+                }
             }
         }
         Ok(())
@@ -344,7 +454,7 @@ impl TrainConfig {
     }
 }
 
-fn path_error(e: serde_path_to_error::Error<serde_yaml::Error>) -> Error {
+pub(crate) fn path_error(e: serde_path_to_error::Error<serde_yaml::Error>) -> Error {
     // The path already ends with the offending key, unknown ones included.
     let path = e.path().to_string();
     let key = if path == "." || path.is_empty() {

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, D};
 
@@ -15,14 +14,15 @@ use crate::data::datasets::Sample;
 use crate::data::mixture::{Mixture, MixtureState};
 use crate::data::tokenizer::{LynxTokenizer, TokenizerSource};
 use crate::model::convert::write_converted;
+use crate::model::llm::llama::Llama;
 use crate::model::load::{self, LoadedModel};
 use crate::model::lynx::{Lynx, LynxConfig};
 use crate::model::weights::{Mount, TensorFile, WeightStore};
 use crate::train::batch::{Batch, BatchBuilder, Example};
 use crate::train::checkpoint::{CheckpointManager, TrainState};
-use crate::train::config::TrainConfig;
-use crate::train::metrics::{MetricsLog, MetricsRecord};
-use crate::train::optim::{AdamW, Gradients};
+use crate::train::config::{Stage, TrainConfig};
+pub use crate::train::core::StepStats;
+use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore, TrainLoop};
 use crate::train::params::TrainableParams;
 use crate::train::rng::TrainRng;
 use crate::{Error, Result};
@@ -159,16 +159,28 @@ pub fn batch_loss(model: &Lynx, batch: &Batch, label_smoothing: f64) -> Result<T
     let embeds = Tensor::cat(&[&bridge.to_dtype(text.dtype())?, &text], 1)?;
     let mask = Tensor::cat(&[&bridge_mask, &batch.text_mask], 1)?;
     let hidden = model.llm().forward_hidden(&embeds, &mask, None)?;
+    let prefix = hidden.dim(1)? - batch.ids.dim(1)?;
+    target_loss(model.llm(), &hidden, prefix, batch, label_smoothing)
+}
+
+/// The mean next-token loss at a batch's targets, from the LLM's final hidden states [B, S, D]
+/// whose text starts at position `prefix` (after the bridge tokens, if any).
+pub fn target_loss(
+    llm: &Llama,
+    hidden: &Tensor,
+    prefix: usize,
+    batch: &Batch,
+    label_smoothing: f64,
+) -> Result<Tensor> {
     let (b, s, d) = hidden.dims3()?;
-    let l = s - batch.ids.dim(1)?;
     let idx: Vec<u32> = batch
         .targets
         .iter()
-        .map(|&(row, p)| (row * s + l + p) as u32)
+        .map(|&(row, p)| (row * s + prefix + p) as u32)
         .collect();
     let idx = Tensor::from_vec(idx, batch.targets.len(), hidden.device())?;
     let picked = hidden.reshape((b * s, d))?.index_select(&idx, 0)?;
-    let logits = model.llm().logits(&picked)?;
+    let logits = llm.logits(&picked)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let nll = logp
         .gather(&batch.labels.unsqueeze(1)?, 1)?
@@ -183,30 +195,16 @@ pub fn batch_loss(model: &Lynx, batch: &Batch, label_smoothing: f64) -> Result<T
     Ok(per_token.mean_all()?)
 }
 
-/// What one update did.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepStats {
-    pub step: u64,
-    pub loss: f64,
-    pub lr: f64,
-    pub grad_norm: f64,
-    pub tokens: usize,
-    pub image_res: usize,
-}
-
 /// A training run.
 pub struct Trainer {
     pub cfg: TrainConfig,
     base: BaseModel,
     pub model: Lynx,
     params: TrainableParams,
-    optim: AdamW,
+    core: RunCore,
     mixture: Mixture,
     builder: BatchBuilder,
     rng: TrainRng,
-    checkpoints: CheckpointManager,
-    metrics: MetricsLog,
-    step: u64,
     drawn: u64,
     bad_media: u64,
     device: Device,
@@ -216,44 +214,34 @@ impl Trainer {
     /// Opens a run: checks the output folder, loads the model, data and (with `resume`) the
     /// latest checkpoint. Every config, data and file problem is reported here, before training.
     pub fn new(cfg: TrainConfig, resume: bool, device: Device) -> Result<Self> {
+        if !matches!(cfg.stage, Stage::Pretrain | Stage::Finetune) {
+            return Err(Error::config(
+                "stage",
+                "this trainer runs the Lynx stages `pretrain` and `finetune`",
+            ));
+        }
         let (checkpoints, latest) =
             CheckpointManager::open(&cfg.output_dir, cfg.identity()?, cfg.keep_last, resume)?;
         let base = base_model(&cfg)?;
         let store = Arc::new(WeightStore::new(base_mounts(&cfg, &base)?));
         let params = TrainableParams::new(store, &cfg.train_parts, cfg.seed, &device, DType::F32);
         let model = Lynx::new(&base.cfg, params.var_builder(&device))?;
-        let vars = params.vars();
-        if vars.is_empty() {
-            return Err(Error::config(
-                "train_parts",
-                "no parameter of the model belongs to these parts",
-            ));
-        }
-        let mut optim = AdamW::new(vars.clone(), cfg.adamw())?;
+        let (core, state) = RunCore::with_checkpoints(&cfg, params.vars(), checkpoints, latest)?;
         let mut mixture = cfg.open_data()?;
         let mut rng = TrainRng::new(cfg.seed, 0x7a1e);
-        let mut step = 0;
         let (mut drawn, mut bad_media) = (0, 0);
-        let metrics = match latest {
-            Some(ck) => {
-                ck.restore_params(&vars)?;
-                ck.restore_optimizer(&mut optim)?;
-                let st = &ck.state;
-                let data: MixtureState = serde_json::from_value(st.data.clone())
-                    .map_err(|e| Error::Invalid(format!("checkpoint data position: {e}")))?;
-                mixture.restore(&data)?;
-                rng = TrainRng::from_state(&st.rng, "checkpoint rng")?;
-                step = st.step;
-                drawn = st.extra.get("drawn").and_then(|v| v.as_u64()).unwrap_or(0);
-                bad_media = st
-                    .extra
-                    .get("bad_media")
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0);
-                MetricsLog::resume(&cfg.output_dir, step)?
-            }
-            None => MetricsLog::create(&cfg.output_dir)?,
-        };
+        if let Some(st) = state {
+            let data: MixtureState = serde_json::from_value(st.data.clone())
+                .map_err(|e| Error::Invalid(format!("checkpoint data position: {e}")))?;
+            mixture.restore(&data)?;
+            rng = TrainRng::from_state(&st.rng, "checkpoint rng")?;
+            drawn = st.extra.get("drawn").and_then(|v| v.as_u64()).unwrap_or(0);
+            bad_media = st
+                .extra
+                .get("bad_media")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+        }
         let builder = BatchBuilder {
             tokenizer: Arc::clone(&base.tokenizer),
             format: PromptFormat {
@@ -270,13 +258,10 @@ impl Trainer {
             base,
             model,
             params,
-            optim,
+            core,
             mixture,
             builder,
             rng,
-            checkpoints,
-            metrics,
-            step,
             drawn,
             bad_media,
             device,
@@ -285,7 +270,7 @@ impl Trainer {
 
     /// Updates done so far.
     pub fn step(&self) -> u64 {
-        self.step
+        self.core.step
     }
 
     /// The trainable parameters, by name.
@@ -328,101 +313,49 @@ impl Trainer {
     /// One update: `grad_accum` micro-batches, clipping, AdamW. A non-finite loss stops the run
     /// before the update, so the last checkpoint stays the last good state.
     pub fn train_step(&mut self) -> Result<StepStats> {
-        let t = self.step + 1;
+        let t = self.core.step + 1;
         let image_res = self.cfg.image_res_at(t);
-        let lr = self.cfg.lr_schedule().lr(t);
-        let mut grads = Gradients::new();
-        let (mut loss_sum, mut tokens) = (0.0, 0);
-        for _ in 0..self.cfg.grad_accum {
-            let batch = self.next_batch(image_res)?;
-            tokens += batch.text_tokens + batch.size * self.base.cfg.bridge.num_bridge_tokens;
-            let loss = batch_loss(&self.model, &batch, self.cfg.label_smoothing)?;
-            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !value.is_finite() {
-                return Err(Error::Invalid(format!(
-                    "the loss is {value} at step {t}; stopping (the last checkpoint is intact)"
-                )));
-            }
-            loss_sum += value;
-            self.optim.accumulate(&mut grads, &loss.backward()?)?;
-        }
-        if self.cfg.grad_accum > 1 {
-            grads.scale(1.0 / self.cfg.grad_accum as f64)?;
-        }
-        let grad_norm = match self.cfg.clip_grad_norm {
-            Some(max) => grads.clip_global_norm(max)?,
-            None => grads.global_norm()?,
-        } as f64;
-        if !grad_norm.is_finite() {
-            return Err(Error::Invalid(format!(
-                "the gradient norm is {grad_norm} at step {t}; stopping (the last checkpoint is intact)"
-            )));
-        }
-        self.optim.step(&grads, lr)?;
-        self.step = t;
-        let loss = loss_sum / self.cfg.grad_accum as f64;
-        self.metrics.log(
-            &MetricsRecord::new(t, loss, lr)
-                .with("grad_norm", grad_norm)
-                .with("tokens", tokens as u64)
-                .with("image_res", image_res as u64),
-        )?;
-        Ok(StepStats {
+        let batches = (0..self.cfg.grad_accum)
+            .map(|_| self.next_batch(image_res))
+            .collect::<Result<Vec<_>>>()?;
+        let bridge = self.base.cfg.bridge.num_bridge_tokens;
+        let (model, smoothing) = (&self.model, self.cfg.label_smoothing);
+        let loss = move |b: &Batch| -> Result<MicroLoss> {
+            Ok((
+                batch_loss(model, b, smoothing)?,
+                b.text_tokens + b.size * bridge,
+            ))
+        };
+        let (loss, grad_norm, lr, tokens) = self.core.update(&batches, &loss)?;
+        let stats = StepStats {
             step: t,
             loss,
             lr,
             grad_norm,
             tokens,
             image_res,
-        })
+        };
+        self.core.log(&stats)?;
+        Ok(stats)
     }
 
     /// Writes a checkpoint of the current state.
     pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
-        self.metrics.sync()?;
         let state = TrainState {
-            step: self.step,
+            step: self.core.step,
             data: serde_json::to_value(self.mixture.state())
                 .map_err(|e| Error::Invalid(e.to_string()))?,
             rng: self.rng.state(),
             extra: serde_json::json!({"drawn": self.drawn, "bad_media": self.bad_media}),
         };
-        self.checkpoints
-            .save(&self.params.vars(), &self.optim, &state)
+        self.core.save(state)
     }
 
     /// Runs to `max_steps`, checkpointing every `save_every` steps and at the end, then writes
     /// the trained model to `output_dir/model`. Returns the last step's statistics.
     pub fn run(&mut self, progress: bool) -> Result<Option<StepStats>> {
-        let total = self.cfg.max_steps;
-        let bar = if progress {
-            indicatif::ProgressBar::new(total)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_position(self.step);
-        let mut last = None;
-        while self.step < total {
-            let start = Instant::now();
-            let s = self.train_step()?;
-            let rate = s.tokens as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "loss {:.4} lr {:.2e} {:.0} tok/s",
-                s.loss, s.lr, rate
-            ));
-            bar.inc(1);
-            if s.step % self.cfg.save_every == 0 || s.step == total {
-                self.save_checkpoint()?;
-            }
-            last = Some(s);
-        }
-        bar.finish();
-        self.export(&self.cfg.output_dir.join("model"))?;
-        Ok(last)
+        let bar = progress_bar(self.cfg.max_steps, progress, "");
+        run_loop(self, &bar)
     }
 
     /// Writes the current model (frozen parts + trained ones) as a converted directory that
@@ -472,6 +405,27 @@ impl Trainer {
             self.bad_media, self.drawn
         ));
         out
+    }
+}
+
+impl TrainLoop for Trainer {
+    fn done(&self) -> u64 {
+        self.core.step
+    }
+    fn max_steps(&self) -> u64 {
+        self.cfg.max_steps
+    }
+    fn save_every(&self) -> u64 {
+        self.cfg.save_every
+    }
+    fn train_step(&mut self) -> Result<StepStats> {
+        Trainer::train_step(self)
+    }
+    fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        Trainer::save_checkpoint(self)
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.export(&self.cfg.output_dir.join("model"))
     }
 }
 
