@@ -32,4 +32,6 @@ pub enum Command {
     Prompts(crate::commands::prompts::PromptsArgs),
     /// Plot loss and learning-rate curves of metrics.jsonl files.
     Plot(crate::commands::plot::PlotArgs),
+    /// The default model: rebuild it from nothing (`default`), or report its accuracy.
+    Recipe(crate::commands::recipe::RecipeArgs),
 }

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod generation;
 pub mod model;
 pub mod pipeline;
+pub mod recipe;
 pub mod synth;
 pub mod train;
 

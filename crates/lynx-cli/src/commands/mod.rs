@@ -10,6 +10,7 @@ pub mod model_args;
 pub mod plot;
 pub mod prompts;
 pub mod rate;
+pub mod recipe;
 pub mod train;
 
 use crate::args::Command;
@@ -27,5 +28,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Rate(args) => rate::run(args),
         Command::Prompts(args) => prompts::run(args),
         Command::Plot(args) => plot::run(args),
+        Command::Recipe(args) => recipe::run(args),
     }
 }

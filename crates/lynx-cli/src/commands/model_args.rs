@@ -5,13 +5,16 @@ use std::path::PathBuf;
 use anyhow::Context;
 use lynx::pipeline::{Engine, EngineOptions};
 
-/// Which model to load and how.
+/// Which model to load and how. With neither `--config` nor `--model`, the default model
+/// embedded in the binary answers (a small Lynx trained on the generated world; see
+/// docs/default-model.md).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
     /// YAML config with the official LYNX.yaml keys plus llm_path, vision_encoder_path, checkpoint.
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
-    /// A converted model directory (from `lynx convert` or `lynx train`).
+    /// A converted model directory (from `lynx convert` or `lynx train`). Default (with no
+    /// --config either): the embedded default model.
     #[arg(long, short = 'm')]
     pub model: Option<PathBuf>,
     /// Override a config key: `--set num_beams=1 --set data.num_frames=5`.

@@ -220,10 +220,14 @@ pub struct TrainConfig {
     /// Stage `vision`: weights of the objective's parts.
     #[serde(default = "default_vision_loss")]
     pub vision_loss: VisionLossWeights,
+    /// Stage `vision`: held-out scenes (scenes.jsonl) on which the heads are probed at the end.
+    #[serde(default)]
+    pub probe_scenes: Option<PathBuf>,
 }
 
 /// Keys that may change when resuming (they do not change what is trained).
-const RESUMABLE_KEYS: [&str; 5] = [
+const RESUMABLE_KEYS: [&str; 6] = [
+    "probe_scenes",
     "output_dir",
     "save_every",
     "keep_last",

@@ -60,13 +60,17 @@ pub fn load_config(path: &Path, overrides: &[String]) -> Result<TrainConfig> {
         &mut m.vision_encoder,
         &mut m.llm,
         &mut m.checkpoint,
+        &mut m.tokenizer,
     ]
     .into_iter()
     .flatten()
     {
         *p = resolve_path(&base, p);
     }
-    if let Some(p) = &mut cfg.prompts {
+    for p in [&mut cfg.prompts, &mut cfg.probe_scenes]
+        .into_iter()
+        .flatten()
+    {
         *p = resolve_path(&base, p);
     }
     for d in &mut cfg.datasets {
