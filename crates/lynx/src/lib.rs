@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod data;
+pub mod default_model;
 pub mod error;
 pub mod eval;
 pub mod generation;

@@ -52,7 +52,8 @@ pub struct Answer {
     pub token_ids: Vec<u32>,
 }
 
-/// Where the model comes from.
+/// Where the model comes from. With neither `config` nor `model_dir`, the default model
+/// embedded in the binary is used (`crate::default_model`).
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
     /// A YAML config (LYNX.yaml keys) naming the release files, or runtime settings for `model_dir`.
@@ -125,7 +126,8 @@ fn tokenizer_source(choice: TokenizerChoice) -> TokenizerSource {
 }
 
 impl Engine {
-    /// Loads from a converted directory or from the release files named by a config.
+    /// Loads from a converted directory, from the release files named by a config, or (with
+    /// neither) the embedded default model.
     pub fn load(opts: &EngineOptions) -> Result<Self> {
         let device = parse_device(opts.device.as_deref())?;
         let dtype = parse_dtype(opts.dtype.as_deref(), &device)?;
@@ -154,11 +156,18 @@ impl Engine {
                 let loaded = load::load_release(&yaml, &cfg, dtype, &device)?;
                 Self::assemble(yaml, cfg, loaded, tokenizer)
             }
-            (None, None) => Err(Error::config(
-                "--config/--model",
-                "give a config naming the release files, or a converted model directory",
-            )),
+            (None, None) => {
+                let yaml = crate::default_model::runtime(&opts.sets)?;
+                let (cfg, loaded) = crate::default_model::load_model(dtype, &device)?;
+                let tokenizer = crate::default_model::tokenizer()?;
+                Self::assemble(yaml, cfg, loaded, tokenizer)
+            }
         }
+    }
+
+    /// Whether `opts` selects the embedded default model.
+    pub fn uses_default_model(opts: &EngineOptions) -> bool {
+        opts.config.is_none() && opts.model_dir.is_none()
     }
 
     fn assemble(
