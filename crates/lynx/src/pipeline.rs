@@ -177,6 +177,19 @@ impl Engine {
                 ),
             ));
         }
+        let longest = cfg.bridge.num_bridge_tokens + yaml.max_input_tokens + yaml.max_new_tokens;
+        if longest > cfg.llm.max_position_embeddings {
+            return Err(Error::config(
+                "max_input_tokens/max_new_tokens",
+                format!(
+                    "{} bridge tokens + {} prompt tokens + {} new tokens exceed the LLM's context of {} positions",
+                    cfg.bridge.num_bridge_tokens,
+                    yaml.max_input_tokens,
+                    yaml.max_new_tokens,
+                    cfg.llm.max_position_embeddings
+                ),
+            ));
+        }
         if cfg.num_frames != yaml.data.num_frames {
             return Err(Error::config(
                 "data.num_frames",
