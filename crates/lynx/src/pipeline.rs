@@ -177,19 +177,6 @@ impl Engine {
                 ),
             ));
         }
-        let longest = cfg.bridge.num_bridge_tokens + yaml.max_input_tokens + yaml.max_new_tokens;
-        if longest > cfg.llm.max_position_embeddings {
-            return Err(Error::config(
-                "max_input_tokens/max_new_tokens",
-                format!(
-                    "{} bridge tokens + {} prompt tokens + {} new tokens exceed the LLM's context of {} positions",
-                    cfg.bridge.num_bridge_tokens,
-                    yaml.max_input_tokens,
-                    yaml.max_new_tokens,
-                    cfg.llm.max_position_embeddings
-                ),
-            ));
-        }
         if cfg.num_frames != yaml.data.num_frames {
             return Err(Error::config(
                 "data.num_frames",
@@ -213,6 +200,24 @@ impl Engine {
             model: loaded.model,
             tokenizer,
             unused: loaded.unused,
+        })
+    }
+
+    /// A warning when bridge tokens + `max_input_tokens` + `max_new_tokens` exceed the LLM's
+    /// `max_position_embeddings`: like HF's LLaMA the model still runs (rotary positions have no
+    /// table limit), but it was not trained on positions that far.
+    pub fn context_warning(&self) -> Option<String> {
+        let cfg = self.model.config();
+        let longest =
+            cfg.bridge.num_bridge_tokens + self.yaml.max_input_tokens + self.yaml.max_new_tokens;
+        (longest > cfg.llm.max_position_embeddings).then(|| {
+            format!(
+                "{} bridge tokens + {} prompt tokens (max_input_tokens) + {} new tokens (max_new_tokens) exceed the LLM's context of {} positions",
+                cfg.bridge.num_bridge_tokens,
+                self.yaml.max_input_tokens,
+                self.yaml.max_new_tokens,
+                cfg.llm.max_position_embeddings
+            )
         })
     }
 

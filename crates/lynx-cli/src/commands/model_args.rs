@@ -46,6 +46,9 @@ impl ModelArgs {
                 names.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
             );
         }
+        if let Some(w) = engine.context_warning() {
+            eprintln!("warning: {w}");
+        }
         Ok(engine)
     }
 }
