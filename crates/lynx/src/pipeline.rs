@@ -212,6 +212,24 @@ impl Engine {
         })
     }
 
+    /// A warning when bridge tokens + `max_input_tokens` + `max_new_tokens` exceed the LLM's
+    /// `max_position_embeddings`: like HF's LLaMA the model still runs (rotary positions have no
+    /// table limit), but it was not trained on positions that far.
+    pub fn context_warning(&self) -> Option<String> {
+        let cfg = self.model.config();
+        let longest =
+            cfg.bridge.num_bridge_tokens + self.yaml.max_input_tokens + self.yaml.max_new_tokens;
+        (longest > cfg.llm.max_position_embeddings).then(|| {
+            format!(
+                "{} bridge tokens + {} prompt tokens (max_input_tokens) + {} new tokens (max_new_tokens) exceed the LLM's context of {} positions",
+                cfg.bridge.num_bridge_tokens,
+                self.yaml.max_input_tokens,
+                self.yaml.max_new_tokens,
+                cfg.llm.max_position_embeddings
+            )
+        })
+    }
+
     /// The generation settings of the config (LYNX.yaml's infer params).
     pub fn generation_config(&self) -> GenerationConfig {
         let y = &self.yaml;

@@ -4,6 +4,7 @@ pub mod conversation;
 pub mod datasets;
 pub mod image;
 pub mod mixture;
+pub mod numbers;
 pub mod prompts;
 pub mod shards;
 pub mod tokenizer;

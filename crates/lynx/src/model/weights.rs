@@ -9,16 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use candle_core::pickle::PthTensors;
-use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
+use crate::model::mmap::MappedSafetensors;
 use crate::{Error, Result};
 
 /// One file format holding named tensors.
 pub enum TensorFile {
-    Safetensors(MmapedSafetensors),
+    Safetensors(MappedSafetensors),
     Pth(Vec<PthTensors>),
     Map(HashMap<String, Tensor>),
 }
@@ -34,12 +34,7 @@ impl TensorFile {
                 ));
             }
         }
-        // SAFETY: the files are opened read-only; like every mmap user we rely on nobody
-        // truncating them while the model is alive.
-        let st = unsafe { MmapedSafetensors::multi(paths) }.map_err(|e| {
-            Error::weights(display(paths), "*", format!("not a safetensors file: {e}"))
-        })?;
-        Ok(TensorFile::Safetensors(st))
+        Ok(TensorFile::Safetensors(MappedSafetensors::open(paths)?))
     }
 
     /// Indexes PyTorch pickle files (zip format). A `{"model": state_dict}` wrapper is unwrapped.
@@ -87,7 +82,7 @@ impl TensorFile {
     /// The names of all tensors in the file(s).
     pub fn names(&self) -> Vec<String> {
         match self {
-            TensorFile::Safetensors(st) => st.tensors().into_iter().map(|(n, _)| n).collect(),
+            TensorFile::Safetensors(st) => st.names().cloned().collect(),
             TensorFile::Pth(files) => files
                 .iter()
                 .flat_map(|f| f.tensor_infos().keys().cloned())
@@ -99,11 +94,7 @@ impl TensorFile {
     /// Shape and dtype of a tensor without reading its data.
     pub fn meta(&self, name: &str) -> Option<(Vec<usize>, DType)> {
         match self {
-            TensorFile::Safetensors(st) => {
-                let v = st.get(name).ok()?;
-                let dtype = DType::try_from(v.dtype()).ok()?;
-                Some((v.shape().to_vec(), dtype))
-            }
+            TensorFile::Safetensors(st) => st.meta(name),
             TensorFile::Pth(files) => files.iter().find_map(|f| {
                 let info = f.tensor_infos().get(name)?;
                 Some((info.layout.dims().to_vec(), info.dtype))
@@ -114,10 +105,7 @@ impl TensorFile {
 
     fn load(&self, name: &str) -> candle_core::Result<Option<Tensor>> {
         match self {
-            TensorFile::Safetensors(st) => match st.get(name) {
-                Ok(_) => Ok(Some(st.load(name, &Device::Cpu)?)),
-                Err(_) => Ok(None),
-            },
+            TensorFile::Safetensors(st) => st.load(name),
             TensorFile::Pth(files) => {
                 for f in files {
                     if f.tensor_infos().contains_key(name) {
@@ -129,14 +117,6 @@ impl TensorFile {
             TensorFile::Map(m) => Ok(m.get(name).cloned()),
         }
     }
-}
-
-fn display(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A tensor file mounted under a prefix of the model's names.

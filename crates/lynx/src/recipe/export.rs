@@ -39,10 +39,10 @@ pub fn export_model(
     };
     let mut out: HashMap<String, Tensor> = HashMap::new();
     let mut parameters = 0;
-    for (name, _) in st.tensors() {
-        let t = st.load(&name, &candle_core::Device::Cpu)?;
+    for name in st.names() {
+        let Some(t) = st.load(name)? else { continue };
         parameters += t.elem_count();
-        out.insert(name, t.to_dtype(dtype)?);
+        out.insert(name.clone(), t.to_dtype(dtype)?);
     }
     std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, e))?;
     let target = dst.join(CONVERTED_WEIGHTS);
