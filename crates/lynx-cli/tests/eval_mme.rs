@@ -92,54 +92,60 @@ fn malformed_results_name_file_and_line() {
 }
 
 #[test]
-fn root_reads_the_layout_then_asks_for_a_model() {
+fn root_layout_errors_come_first_then_the_default_model_answers() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("MME");
     std::fs::create_dir_all(root.join("scene/images")).unwrap();
     std::fs::create_dir_all(root.join("scene/questions_answers_YN")).unwrap();
-    std::fs::write(root.join("scene/images/s1.jpg"), "img").unwrap();
-    std::fs::write(
-        root.join("scene/questions_answers_YN/s1.txt"),
-        "Is this a beach?\tYes\nIs this a forest?\tNo\n",
-    )
-    .unwrap();
-    let results = dir.path().join("results");
-    let o = lynx(&[
-        "eval",
-        "mme",
-        "--root",
-        root.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
-    assert!(!o.status.success());
-    let err = text(&o.stderr);
-    assert!(
-        err.contains("1 MME subtasks with 2 questions to answer"),
-        "{err}"
-    );
-    assert!(
-        err.contains("give the model with --config or --model"),
-        "{err}"
-    );
-    assert!(!results.exists());
-
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/images/snow.png");
+    std::fs::copy(&image, root.join("scene/images/s1.png")).unwrap();
     std::fs::write(
         root.join("scene/questions_answers_YN/s1.txt"),
         "Is this a beach?\tPerhaps\n",
     )
     .unwrap();
-    let o = lynx(&[
-        "eval",
-        "mme",
-        "--root",
-        root.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let results = dir.path().join("results");
+    let run = || {
+        lynx(&[
+            "eval",
+            "mme",
+            "--root",
+            root.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--set",
+            "max_new_tokens=4",
+        ])
+    };
+    let o = run();
+    assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("s1.txt:1: answer must be yes or no"),
         "{}",
         text(&o.stderr)
     );
+    assert!(!results.exists(), "a layout error writes nothing");
+
+    // With no --config/--model, the embedded default model answers both questions.
+    std::fs::write(
+        root.join("scene/questions_answers_YN/s1.txt"),
+        "Is this a beach?\tNo\nIs there snow in this picture?\tYes\n",
+    )
+    .unwrap();
+    let o = run();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("1 subtasks with 2 questions"),
+        "{}",
+        text(&o.stderr)
+    );
+    let written = std::fs::read_to_string(results.join("scene.txt")).unwrap();
+    let rows: Vec<Vec<&str>> = written.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 2, "{written}");
+    for (row, truth) in rows.iter().zip(["No", "Yes"]) {
+        assert_eq!(row.len(), 4, "{written}");
+        assert_eq!(row[0], "s1.png");
+        assert_eq!(row[2], truth);
+        assert!(!row[3].trim().is_empty(), "an answer: {written}");
+    }
 }

@@ -314,15 +314,12 @@ fn mme_cmd(a: MmeArgs) -> Result<()> {
 fn answer_mme(root: &Path, results: &Path, model: &ModelArgs) -> Result<()> {
     // Layout errors first: they need no model.
     let subtasks = eval::discover(root)?;
-    if model.config.is_none() && model.model.is_none() {
-        let n: usize = subtasks.iter().map(|s| s.items.len()).sum();
-        bail!(
-            "{}: {} MME subtasks with {n} questions to answer: give the model with --config or \
-             --model (or score existing results with --results alone)",
-            root.display(),
-            subtasks.len()
-        );
-    }
+    let n: usize = subtasks.iter().map(|s| s.items.len()).sum();
+    eprintln!(
+        "mme: {}: {} subtasks with {n} questions",
+        root.display(),
+        subtasks.len()
+    );
     let engine = model.load()?;
     let gen = engine.generation_config();
     let mut rng = engine.rng();
