@@ -26,4 +26,6 @@ pub enum Command {
     Data(crate::commands::data::DataArgs),
     /// OwlEval human evaluation: serve the rating page, report the scores.
     Rate(crate::commands::rate::RateArgs),
+    /// Benchmarks: `lynx bench infer` times the vision encoder, prefill and decoding.
+    Bench(crate::commands::bench::BenchArgs),
 }

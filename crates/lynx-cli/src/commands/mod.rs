@@ -1,6 +1,7 @@
 //! One file per `lynx` subcommand.
 
 pub mod ask;
+pub mod bench;
 pub mod convert;
 pub mod data;
 pub mod eval;
@@ -21,5 +22,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Data(args) => data::run(args),
         Command::Rate(args) => rate::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
