@@ -15,6 +15,7 @@ end-to-end ms/answer = (vision + bridge + embed + generate) / B. Statistics: med
 the timed iterations (statistics.median). Peak memory: VmHWM of /proc/self/status.
 
 Run: /work/pyenv/bin/python tools/bench_reference.py --preset small --threads 1 --json out.json
+     /work/pyenv/bin/python tools/bench_reference.py table rust.json torch.json   (Markdown table)
 """
 
 import argparse
@@ -176,8 +177,46 @@ def render(r):
     return "\n".join(lines)
 
 
+def table(paths):
+    """A Markdown table of several JSON reports (Rust or PyTorch), one column each."""
+    reports = []
+    for p in paths:
+        with open(p) as f:
+            reports.append(json.load(f))
+
+    def cell(r, path, digits):
+        v = r
+        for key in path:
+            v = v.get(key) if isinstance(v, dict) else None
+        if v is None:
+            return "-"
+        return f"{v['median']:.{digits}f} ({v['min']:.{digits}f}–{v['max']:.{digits}f})"
+
+    rows = [("vision encoder ms/image", ("vision_ms_per_image",), 1), ("bridge ms", ("bridge_ms",), 1)]
+    for mode in ("greedy", "beam"):
+        beams = next((r[mode]["num_beams"] for r in reports if r.get(mode)), None)
+        if beams is None:
+            continue
+        label = "greedy" if mode == "greedy" else f"beam {beams}"
+        rows += [(f"prefill tokens/s ({label})", (mode, "prefill_tokens_per_s"), 0),
+                 (f"decode tokens/s ({label})", (mode, "decode_tokens_per_s"), 1),
+                 (f"decode ms/step ({label})", (mode, "decode_step_ms"), 1),
+                 (f"end-to-end ms/answer ({label})", (mode, "e2e_ms_per_answer"), 0)]
+    heads = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    out = ["| median (min–max) | " + " | ".join(heads) + " |", "|---" * (len(paths) + 1) + "|"]
+    out += [f"| {name} | " + " | ".join(cell(r, path, d) for r in reports) + " |" for name, path, d in rows]
+    out.append("| peak RSS MiB | " + " | ".join(f"{r['peak_rss_mib']:.0f}" for r in reports) + " |")
+    out.append("| threads | " + " | ".join(str(r["threads"]) for r in reports) + " |")
+    return "\n".join(out)
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    if len(sys.argv) > 2 and sys.argv[1] == "table":
+        print(table(sys.argv[2:]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 epilog="`bench_reference.py table A.json B.json ...` prints a Markdown table "
+                                        "of reports (from this script or `lynx bench infer --json`).")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--image-res", type=int, default=None)

@@ -8,5 +8,6 @@ pub mod load;
 pub mod lynx;
 pub mod nn;
 pub mod session;
+pub mod small_matmul;
 pub mod vision;
 pub mod weights;

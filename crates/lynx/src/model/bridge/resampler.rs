@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::model::nn::{softmax_last_dim_f32, LayerNorm, Linear};
+use crate::model::nn::{gelu_erf, softmax_last_dim_f32, LayerNorm, Linear};
 use crate::Result;
 
 /// The resampler's sizes. `media_dim` is the vision encoder's width, `latent_dim` the LLM's.
@@ -104,7 +104,7 @@ impl FeedForward {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.fc1.forward(&self.norm.forward(x)?)?.gelu_erf()?;
+        let h = gelu_erf(&self.fc1.forward(&self.norm.forward(x)?)?)?;
         Ok(self.fc2.forward(&h)?)
     }
 }

@@ -11,7 +11,7 @@ use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::model::nn::{softmax_last_dim_f32, LayerNorm, Linear};
+use crate::model::nn::{gelu_erf, softmax_last_dim_f32, LayerNorm, Linear};
 use crate::model::vision::pos_embed::interpolate_pos_embed;
 use crate::Result;
 
@@ -116,7 +116,7 @@ impl Block {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
-        let h = self.fc1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?;
+        let h = gelu_erf(&self.fc1.forward(&self.norm2.forward(&x)?)?)?;
         Ok((&x + self.fc2.forward(&h)?)?)
     }
 }
