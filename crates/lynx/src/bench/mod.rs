@@ -20,7 +20,7 @@ use crate::model::session::LlmSession;
 use crate::{Error, Result};
 
 pub use presets::{random_model, Preset, RandomModel};
-pub use stats::{current_rss_bytes, peak_rss_bytes, Stats};
+pub use stats::{current_rss_bytes, peak_rss_bytes, process_cpu_time, Stats};
 
 /// What to run: batch and sequence sizes, decoding and repetitions.
 #[derive(Debug, Clone, Serialize)]
@@ -66,13 +66,17 @@ impl InferOptions {
     }
 }
 
-/// The times of one iteration, in milliseconds.
+/// The times of one iteration, in milliseconds: wall clock, and the process's CPU time for
+/// vision + bridge + embeddings (`None` where the OS does not report it).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IterTimes {
     pub vision_ms: f64,
+    pub vision_cpu_ms: Option<f64>,
     pub bridge_ms: f64,
     /// Token embeddings and concatenation with the bridge tokens.
     pub embed_ms: f64,
+    /// CPU time of vision, bridge and embeddings together.
+    pub media_cpu_ms: Option<f64>,
     pub greedy: GenTimes,
     pub beam: Option<GenTimes>,
 }
@@ -88,6 +92,7 @@ pub struct GenTimes {
     pub decode_steps: usize,
     /// The whole `generate` call (model calls, processors, beam bookkeeping, cache reordering).
     pub generate_ms: f64,
+    pub generate_cpu_ms: Option<f64>,
 }
 
 /// Summary of one decoding mode.
@@ -103,6 +108,8 @@ pub struct DecodeReport {
     pub decode_step_ms: Stats,
     /// Vision + bridge + embeddings + generate, divided by the batch size.
     pub e2e_ms_per_answer: Stats,
+    /// The same in CPU time (all threads): robust to other programs on the machine.
+    pub e2e_cpu_ms_per_answer: Option<Stats>,
 }
 
 /// Everything `lynx bench infer` reports.
@@ -122,6 +129,8 @@ pub struct InferReport {
     pub vision_tokens: usize,
     pub llm_input_tokens: usize,
     pub vision_ms_per_image: Stats,
+    /// CPU time of the vision encoder per image (all threads).
+    pub vision_cpu_ms_per_image: Option<Stats>,
     pub bridge_ms: Stats,
     pub greedy: DecodeReport,
     pub beam: Option<DecodeReport>,
@@ -176,6 +185,29 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// Wall clock and process CPU time since a start.
+struct Clock {
+    wall: Instant,
+    cpu: Option<Duration>,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self {
+            cpu: process_cpu_time(),
+            wall: Instant::now(),
+        }
+    }
+
+    fn wall_ms(&self) -> f64 {
+        ms(self.wall.elapsed())
+    }
+
+    fn cpu_ms(&self) -> Option<f64> {
+        Some(ms(process_cpu_time()?.checked_sub(self.cpu?)?))
+    }
+}
+
 /// Generation settings of the benchmark: plain greedy or beam search, no processors, EOS off.
 pub fn bench_generation_config(new_tokens: usize, num_beams: usize) -> GenerationConfig {
     GenerationConfig {
@@ -205,9 +237,10 @@ fn run_generate(
         device: model.device().clone(),
         times: GenTimes::default(),
     };
-    let t = Instant::now();
+    let clock = Clock::start();
     let out = generate_with(&mut session, embeds, mask, cfg, rng, None)?;
-    session.times.generate_ms = ms(t.elapsed());
+    session.times.generate_ms = clock.wall_ms();
+    session.times.generate_cpu_ms = clock.cpu_ms();
     if out.iter().any(|s| s.tokens.len() != cfg.max_new_tokens) {
         return Err(Error::Invalid(
             "bench: an answer ended before max_new_tokens although EOS is disabled".into(),
@@ -225,10 +258,11 @@ fn iteration(
     rng: &mut ChaCha8Rng,
 ) -> Result<IterTimes> {
     let dev = model.device();
-    let t = Instant::now();
+    let media_clock = Clock::start();
+    let t = Clock::start();
     let media = model.vision_encoder().forward(pixels)?;
     dev.synchronize()?;
-    let vision_ms = ms(t.elapsed());
+    let (vision_ms, vision_cpu_ms) = (t.wall_ms(), t.cpu_ms());
     let t = Instant::now();
     let bridge = model.bridge().forward(&media)?;
     dev.synchronize()?;
@@ -238,6 +272,7 @@ fn iteration(
     let (embeds, mask) = model.input_embeds(&bridge, ids, &text_mask)?;
     dev.synchronize()?;
     let embed_ms = ms(t.elapsed());
+    let media_cpu_ms = media_clock.cpu_ms();
     let greedy = run_generate(
         model,
         &embeds,
@@ -253,11 +288,19 @@ fn iteration(
     };
     Ok(IterTimes {
         vision_ms,
+        vision_cpu_ms,
         bridge_ms,
         embed_ms,
+        media_cpu_ms,
         greedy,
         beam,
     })
+}
+
+/// Stats of values that every iteration has, else `None`.
+fn stats_opt(values: impl Iterator<Item = Option<f64>>) -> Option<Stats> {
+    let v: Option<Vec<f64>> = values.collect();
+    Stats::from_samples(&v?)
 }
 
 fn stats(values: impl Iterator<Item = f64>, what: &str) -> Result<Stats> {
@@ -300,6 +343,10 @@ fn decode_report(
                 .map(|(it, g)| (it.vision_ms + it.bridge_ms + it.embed_ms + g.generate_ms) / b),
             "end to end",
         )?,
+        e2e_cpu_ms_per_answer: stats_opt(
+            gens.iter()
+                .map(|(it, g)| Some((it.media_cpu_ms? + g.generate_cpu_ms?) / b)),
+        ),
     })
 }
 
@@ -386,6 +433,11 @@ pub fn run_infer(
             iterations.iter().map(|it| it.vision_ms / b as f64),
             "vision",
         )?,
+        vision_cpu_ms_per_image: stats_opt(
+            iterations
+                .iter()
+                .map(|it| it.vision_cpu_ms.map(|c| c / b as f64)),
+        ),
         bridge_ms: stats(iterations.iter().map(|it| it.bridge_ms), "bridge")?,
         greedy,
         beam,
@@ -425,6 +477,9 @@ impl InferReport {
             s.push_str(&format!("  {name:<34} {}\n", st.display(digits)));
         };
         row("vision encoder ms/image", &self.vision_ms_per_image, 2);
+        if let Some(st) = &self.vision_cpu_ms_per_image {
+            row("  (CPU time)", st, 2);
+        }
         row("bridge ms (batch)", &self.bridge_ms, 2);
         for d in std::iter::once(&self.greedy).chain(self.beam.as_ref()) {
             let mode = if d.num_beams > 1 {
@@ -448,6 +503,9 @@ impl InferReport {
                 &d.e2e_ms_per_answer,
                 1,
             );
+            if let Some(st) = &d.e2e_cpu_ms_per_answer {
+                row("  (CPU time)", st, 1);
+            }
         }
         let mem = |v: Option<f64>| v.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"));
         s.push_str(&format!(
@@ -490,6 +548,11 @@ mod tests {
             assert_eq!(it.beam.as_ref().unwrap().decode_steps, 3);
             assert!(it.greedy.generate_ms >= it.greedy.prefill_ms + it.greedy.decode_ms);
         }
+        #[cfg(unix)]
+        assert!(
+            report.vision_cpu_ms_per_image.is_some()
+                && report.greedy.e2e_cpu_ms_per_answer.is_some()
+        );
         let beam = report.beam.as_ref().unwrap();
         assert_eq!((report.greedy.num_beams, beam.num_beams), (1, 2));
         for st in [

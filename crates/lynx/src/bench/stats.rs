@@ -69,6 +69,25 @@ pub fn peak_rss_bytes() -> Option<u64> {
     status_field_bytes(&status, "VmHWM")
 }
 
+/// CPU time used by this process so far (all threads), where the OS reports it. Unlike wall
+/// time it does not grow while other programs hold the cores, which matters on a shared machine.
+pub fn process_cpu_time() -> Option<std::time::Duration> {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime only writes the timespec it is given.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        (rc == 0).then(|| std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// The current resident set size of this process (`VmRSS`), where the OS reports it.
 pub fn current_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -105,6 +124,17 @@ mod tests {
         assert_eq!(status_field_bytes(text, "VmSwap"), None);
         // A prefix of another field's name is not that field.
         assert_eq!(status_field_bytes(text, "Vm"), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn cpu_time_advances_with_work() {
+        let a = process_cpu_time().unwrap();
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(process_cpu_time().unwrap() > a, "{x}");
     }
 
     #[cfg(target_os = "linux")]
