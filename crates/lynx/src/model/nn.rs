@@ -109,6 +109,25 @@ impl Linear {
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
+
+    /// Stores a frozen CPU weight input-major (`[in, out]` in memory; [`weight`](Self::weight)
+    /// becomes a transposed view of it, same values and shape). For layers that always see
+    /// 32 to a few hundred rows, such as the resampler's latents, gemm then reads the weight
+    /// without transposing it while packing, about 1.3–2× faster on the CPU. Not for layers
+    /// that decode one row at a time from weights larger than the cache: those read the
+    /// `[out, in]` layout faster. Trainable weights (variables) are left as they are, since a
+    /// copy would not see the optimiser's updates.
+    pub fn into_input_major(self) -> Self {
+        let w = &self.weight;
+        let applies = w.device().is_cpu() && !w.is_variable() && w.rank() == 2 && w.is_contiguous();
+        match w.t().and_then(|t| t.contiguous()).and_then(|t| t.t()) {
+            Ok(view) if applies => Self {
+                weight: view,
+                bias: self.bias,
+            },
+            _ => self,
+        }
+    }
 }
 
 impl Module for Linear {
@@ -389,6 +408,30 @@ mod tests {
         let s2 = softmax_last_dim_f32(xv.as_tensor())?;
         let d = (s1 - s2)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(d < 1e-6, "softmax paths differ by {d}");
+        Ok(())
+    }
+
+    #[test]
+    fn input_major_weights_give_the_same_products() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1., (40, 24), &dev)?;
+        let b = Tensor::randn(0f32, 1., 40, &dev)?;
+        let plain = Linear::new(w.clone(), Some(b.clone()));
+        let moved = Linear::new(w.clone(), Some(b)).into_input_major();
+        assert!(!moved.weight().is_contiguous() && moved.weight().t()?.is_contiguous());
+        assert_eq!(moved.weight().to_vec2::<f32>()?, w.to_vec2::<f32>()?);
+        for rows in [1, 3, 33] {
+            let x = Tensor::randn(0f32, 1., (2, rows, 24), &dev)?;
+            let d = (plain.forward(&x)? - moved.forward(&x)?)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
+            assert!(d < 1e-5, "{rows} rows differ by {d}");
+        }
+        // A trainable weight keeps its storage, so optimiser updates stay visible.
+        let var = Var::from_tensor(&w)?;
+        let trained = Linear::new(var.as_tensor().clone(), None).into_input_major();
+        assert!(trained.weight().is_contiguous() && trained.weight().is_variable());
         Ok(())
     }
 

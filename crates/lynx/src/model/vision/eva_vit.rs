@@ -69,8 +69,8 @@ impl Attention {
             None
         };
         Ok(Self {
-            qkv: Linear::new(weight, bias),
-            proj: Linear::load(vb.pp("proj"), w, w, true)?,
+            qkv: Linear::new(weight, bias).into_input_major(),
+            proj: Linear::load(vb.pp("proj"), w, w, true)?.into_input_major(),
             num_heads: cfg.num_heads,
             scale: ((w / cfg.num_heads) as f64).powf(-0.5),
         })
@@ -105,12 +105,14 @@ impl Block {
     fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
         let w = cfg.embed_dim;
         let h = cfg.mlp_hidden();
+        // Every ViT layer sees 1+N rows per image (257 at 224 px): input-major weights suit
+        // gemm there (nn::Linear::into_input_major); the same holds for `Attention::new`.
         Ok(Self {
             norm1: LayerNorm::load(vb.pp("norm1"), w, cfg.layer_norm_eps)?,
             attn: Attention::new(cfg, vb.pp("attn"))?,
             norm2: LayerNorm::load(vb.pp("norm2"), w, cfg.layer_norm_eps)?,
-            fc1: Linear::load(vb.pp("mlp.fc1"), w, h, true)?,
-            fc2: Linear::load(vb.pp("mlp.fc2"), h, w, true)?,
+            fc1: Linear::load(vb.pp("mlp.fc1"), w, h, true)?.into_input_major(),
+            fc2: Linear::load(vb.pp("mlp.fc2"), h, w, true)?.into_input_major(),
         })
     }
 
