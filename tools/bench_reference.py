@@ -16,7 +16,8 @@ given in process CPU time (time.process_time), which other programs on the machi
 the timed iterations (statistics.median). Peak memory: VmHWM of /proc/self/status.
 
 Run: /work/pyenv/bin/python tools/bench_reference.py --preset small --threads 1 --json out.json
-     /work/pyenv/bin/python tools/bench_reference.py table rust.json torch.json   (Markdown table)
+     /work/pyenv/bin/python tools/bench_reference.py table rust.json=Rust torch.json=PyTorch
+     (a Markdown table of reports side by side; `=label` names a column)
 """
 
 import argparse
@@ -189,10 +190,12 @@ def render(r):
 
 def table(paths):
     """A Markdown table of several JSON reports (Rust or PyTorch), one column each."""
-    reports = []
+    reports, heads = [], []
     for p in paths:
-        with open(p) as f:
+        path, _, label = p.partition("=")
+        with open(path) as f:
             reports.append(json.load(f))
+        heads.append(label or os.path.splitext(os.path.basename(path))[0])
 
     def cell(r, path, digits):
         v = r
@@ -214,7 +217,6 @@ def table(paths):
                  (f"decode ms/step ({label})", (mode, "decode_step_ms"), 1),
                  (f"end-to-end ms/answer ({label})", (mode, "e2e_ms_per_answer"), 0),
                  (f"… CPU time ms/answer ({label})", (mode, "e2e_cpu_ms_per_answer"), 0)]
-    heads = [os.path.splitext(os.path.basename(p))[0] for p in paths]
     out = ["| median (min–max) | " + " | ".join(heads) + " |", "|---" * (len(paths) + 1) + "|"]
     out += [f"| {name} | " + " | ".join(cell(r, path, d) for r in reports) + " |" for name, path, d in rows]
     out.append("| peak RSS MiB | " + " | ".join(f"{r['peak_rss_mib']:.0f}" for r in reports) + " |")
@@ -227,8 +229,8 @@ def main():
         print(table(sys.argv[2:]))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 epilog="`bench_reference.py table A.json B.json ...` prints a Markdown table "
-                                        "of reports (from this script or `lynx bench infer --json`).")
+                                 epilog="`bench_reference.py table A.json[=label] B.json ...` prints a Markdown "
+                                        "table of reports (from this script or `lynx bench infer --json`).")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--image-res", type=int, default=None)

@@ -33,6 +33,9 @@ pub fn matmul_rows(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Option
     if !kernel_available() || x.len() < m * k || w.len() < n * k {
         return None;
     }
+    if m == 0 || n == 0 {
+        return Some(Vec::new());
+    }
     // Columns per task: enough work to pay for a rayon task, a multiple of the tile width.
     const BLOCK: usize = 64;
     let mut out_t = vec![0f32; n * m];
@@ -238,6 +241,15 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    #[test]
+    fn empty_products_are_empty() {
+        if kernel_available() {
+            assert_eq!(matmul_rows(&[], 0, 3, &[0.0; 6], 2), Some(Vec::new()));
+            assert_eq!(matmul_rows(&[1.0; 6], 2, 3, &[], 0), Some(Vec::new()));
+            assert_eq!(matmul_rows(&[1.0; 2], 2, 3, &[0.0; 6], 2), None);
+        }
     }
 
     #[test]
