@@ -18,6 +18,8 @@ pub enum Command {
     Generate(crate::commands::generate::GenerateArgs),
     /// Print the prompt ids and the largest next-token logits (parity checks).
     Forward(crate::commands::forward::ForwardArgs),
+    /// Train one stage (bridge, adapters, frame positions) on a data mixture.
+    Train(crate::commands::train::TrainArgs),
     /// Write the release files as one mmap-able safetensors directory.
     Convert(crate::commands::convert::ConvertArgs),
     /// Evaluate: Open-VQA (rule or LLM judge), MME.
@@ -28,4 +30,10 @@ pub enum Command {
     Rate(crate::commands::rate::RateArgs),
     /// Benchmarks: `lynx bench infer` times the vision encoder, prefill and decoding.
     Bench(crate::commands::bench::BenchArgs),
+    /// Prompt templates per task: check a file, or expand it with an LLM (paper 2.4).
+    Prompts(crate::commands::prompts::PromptsArgs),
+    /// Plot loss and learning-rate curves of metrics.jsonl files.
+    Plot(crate::commands::plot::PlotArgs),
+    /// The default model: rebuild it from nothing (`default`), or report its accuracy.
+    Recipe(crate::commands::recipe::RecipeArgs),
 }

@@ -92,7 +92,7 @@ fn malformed_results_name_file_and_line() {
 }
 
 #[test]
-fn root_reads_the_layout_then_says_the_model_is_not_connected() {
+fn root_reads_the_layout_then_asks_for_a_model() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("MME");
     std::fs::create_dir_all(root.join("scene/images")).unwrap();
@@ -115,10 +115,13 @@ fn root_reads_the_layout_then_says_the_model_is_not_connected() {
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert!(
-        err.contains("found 1 MME subtasks with 2 questions"),
+        err.contains("1 MME subtasks with 2 questions to answer"),
         "{err}"
     );
-    assert!(err.contains("the Lynx model is not connected"), "{err}");
+    assert!(
+        err.contains("give the model with --config or --model"),
+        "{err}"
+    );
     assert!(!results.exists());
 
     std::fs::write(

@@ -280,38 +280,71 @@ pub fn read_yaml_value(path: &Path) -> Result<serde_yaml::Value> {
     })
 }
 
-/// Applies `key=value` overrides; dotted keys address nested mappings (created when absent)
-/// and values are parsed as YAML scalars or flow collections (`[1, 2]`, `{a: 1}`).
+/// Applies `key=value` overrides in order (see [`apply_override`]).
 pub fn apply_overrides(root: &mut serde_yaml::Value, sets: &[String]) -> Result<()> {
-    for set in sets {
-        let (key, value) = set
-            .split_once('=')
-            .ok_or_else(|| Error::config(set.clone(), "an override must look like key=value"))?;
-        let key = key.trim();
-        if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(Error::config(set.clone(), "empty key in override"));
+    sets.iter().try_for_each(|s| apply_override(root, s))
+}
+
+/// Applies one `a.b.c=value` (or `datasets[0].weight=2`) override; the value is parsed as YAML
+/// (`3`, `1e-4`, `true`, `[bridge]`, `null`, text).
+pub fn apply_override(root: &mut serde_yaml::Value, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| Error::config(assignment, "an override must look like key=value"))?;
+    let key = key.trim();
+    let value: serde_yaml::Value = if raw.trim().is_empty() {
+        serde_yaml::Value::Null
+    } else {
+        serde_yaml::from_str(raw)
+            .map_err(|e| Error::config(key, format!("bad value `{raw}`: {e}")))?
+    };
+    let segments: Vec<String> = key
+        .replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .map(str::to_string)
+        .collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(Error::config(key, "empty key segment"));
+    }
+    let mut node = root;
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        let here = segments[..=i].join(".");
+        if node.is_null() {
+            *node = serde_yaml::Value::Mapping(Default::default());
         }
-        let parsed: serde_yaml::Value = serde_yaml::from_str(value)
-            .map_err(|e| Error::config(key, format!("cannot parse value {value:?}: {e}")))?;
-        let mut node = &mut *root;
-        let parts: Vec<&str> = key.split('.').collect();
-        for (i, part) in parts.iter().enumerate() {
-            if node.is_null() {
-                *node = serde_yaml::Value::Mapping(Default::default());
+        node = match node {
+            serde_yaml::Value::Mapping(m) => {
+                let k = serde_yaml::Value::String(seg.clone());
+                if last {
+                    m.insert(k, value);
+                    return Ok(());
+                }
+                m.entry(k).or_insert(serde_yaml::Value::Null)
             }
-            let map = node.as_mapping_mut().ok_or_else(|| {
-                Error::config(
-                    parts[..i].join("."),
-                    "is not a mapping, cannot set a key under it",
-                )
-            })?;
-            let k = serde_yaml::Value::String((*part).to_string());
-            if i + 1 == parts.len() {
-                map.insert(k, parsed.clone());
-                break;
+            serde_yaml::Value::Sequence(s) => {
+                let idx: usize = seg
+                    .parse()
+                    .map_err(|_| Error::config(&here, "is a list: use a number"))?;
+                let len = s.len();
+                let slot = s.get_mut(idx).ok_or_else(|| {
+                    Error::config(&here, format!("index out of range (the list has {len})"))
+                })?;
+                if last {
+                    *slot = value;
+                    return Ok(());
+                }
+                slot
             }
-            node = map.entry(k).or_insert(serde_yaml::Value::Null);
-        }
+            _ => {
+                let parent = segments[..i].join(".");
+                return Err(Error::config(
+                    parent,
+                    format!("is a plain value, so `{key}` cannot be set"),
+                ));
+            }
+        };
     }
     Ok(())
 }

@@ -5,11 +5,13 @@
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod default_model;
 pub mod error;
 pub mod eval;
 pub mod generation;
 pub mod model;
 pub mod pipeline;
+pub mod recipe;
 pub mod synth;
 pub mod train;
 

@@ -15,7 +15,7 @@ use crate::data::tokenizer::{LynxTokenizer, TokenizerSource};
 use crate::data::video::{load_video, FrameSampling};
 use crate::generation::{generate_with, GenerationConfig};
 use crate::model::load::{self, LoadedModel};
-use crate::model::lynx::{Lynx, LynxConfig, MediaBatch};
+use crate::model::lynx::{Lynx, LynxConfig};
 use crate::model::session::LlmSession;
 use crate::{Error, Result};
 
@@ -52,7 +52,8 @@ pub struct Answer {
     pub token_ids: Vec<u32>,
 }
 
-/// Where the model comes from.
+/// Where the model comes from. With neither `config` nor `model_dir`, the default model
+/// embedded in the binary is used (`crate::default_model`).
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
     /// A YAML config (LYNX.yaml keys) naming the release files, or runtime settings for `model_dir`.
@@ -125,7 +126,8 @@ fn tokenizer_source(choice: TokenizerChoice) -> TokenizerSource {
 }
 
 impl Engine {
-    /// Loads from a converted directory or from the release files named by a config.
+    /// Loads from a converted directory, from the release files named by a config, or (with
+    /// neither) the embedded default model.
     pub fn load(opts: &EngineOptions) -> Result<Self> {
         let device = parse_device(opts.device.as_deref())?;
         let dtype = parse_dtype(opts.dtype.as_deref(), &device)?;
@@ -154,11 +156,18 @@ impl Engine {
                 let loaded = load::load_release(&yaml, &cfg, dtype, &device)?;
                 Self::assemble(yaml, cfg, loaded, tokenizer)
             }
-            (None, None) => Err(Error::config(
-                "--config/--model",
-                "give a config naming the release files, or a converted model directory",
-            )),
+            (None, None) => {
+                let yaml = crate::default_model::runtime(&opts.sets)?;
+                let (cfg, loaded) = crate::default_model::load_model(dtype, &device)?;
+                let tokenizer = crate::default_model::tokenizer()?;
+                Self::assemble(yaml, cfg, loaded, tokenizer)
+            }
         }
+    }
+
+    /// Whether `opts` selects the embedded default model.
+    pub fn uses_default_model(opts: &EngineOptions) -> bool {
+        opts.config.is_none() && opts.model_dir.is_none()
     }
 
     fn assemble(
@@ -200,6 +209,24 @@ impl Engine {
             model: loaded.model,
             tokenizer,
             unused: loaded.unused,
+        })
+    }
+
+    /// A warning when bridge tokens + `max_input_tokens` + `max_new_tokens` exceed the LLM's
+    /// `max_position_embeddings`: like HF's LLaMA the model still runs (rotary positions have no
+    /// table limit), but it was not trained on positions that far.
+    pub fn context_warning(&self) -> Option<String> {
+        let cfg = self.model.config();
+        let longest =
+            cfg.bridge.num_bridge_tokens + self.yaml.max_input_tokens + self.yaml.max_new_tokens;
+        (longest > cfg.llm.max_position_embeddings).then(|| {
+            format!(
+                "{} bridge tokens + {} prompt tokens (max_input_tokens) + {} new tokens (max_new_tokens) exceed the LLM's context of {} positions",
+                cfg.bridge.num_bridge_tokens,
+                self.yaml.max_input_tokens,
+                self.yaml.max_new_tokens,
+                cfg.llm.max_position_embeddings
+            )
         })
     }
 
@@ -274,13 +301,9 @@ impl Engine {
         reqs: &[Request],
         rng: &mut ChaCha8Rng,
     ) -> Result<(Tensor, Tensor)> {
-        let cfg = self.model.config();
-        let (l, d) = (cfg.bridge.num_bridge_tokens, cfg.llm.hidden_size);
         let dev = self.model.device();
-        let mut image_rows = Vec::new();
-        let mut video_rows = Vec::new();
-        let mut images = Vec::new();
-        let mut videos = Vec::new();
+        let (mut image_rows, mut images, mut video_rows, mut videos) =
+            (vec![], vec![], vec![], vec![]);
         for (i, r) in reqs.iter().enumerate() {
             match &r.media {
                 Some(m) if m.is_video() => {
@@ -294,36 +317,19 @@ impl Engine {
                 None => {}
             }
         }
-        let mut rows: Vec<Option<Tensor>> = vec![None; reqs.len()];
-        let batches = [(image_rows, images, false), (video_rows, videos, true)];
-        for (idx, pixels, is_video) in batches {
-            if pixels.is_empty() {
-                continue;
-            }
-            let px = Tensor::stack(&pixels, 0)?.to_device(dev)?;
-            let batch = if is_video {
-                MediaBatch::Videos(px)
+        let stack = |px: &[Tensor]| -> Result<Option<Tensor>> {
+            if px.is_empty() {
+                Ok(None)
             } else {
-                MediaBatch::Images(px)
-            };
-            let tokens = self.model.bridge_tokens(&batch)?;
-            for (k, &row) in idx.iter().enumerate() {
-                rows[row] = Some(tokens.get(k)?);
+                Ok(Some(Tensor::stack(px, 0)?.to_device(dev)?))
             }
-        }
-        let zeros = Tensor::zeros((l, d), self.model.dtype(), dev)?;
-        let mask: Vec<u32> = rows
-            .iter()
-            .flat_map(|r| std::iter::repeat_n(u32::from(r.is_some()), l))
-            .collect();
-        let tokens: Vec<Tensor> = rows
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| zeros.clone()))
-            .collect();
-        Ok((
-            Tensor::stack(&tokens, 0)?,
-            Tensor::from_vec(mask, (reqs.len(), l), dev)?,
-        ))
+        };
+        let (images, videos) = (stack(&images)?, stack(&videos)?);
+        self.model.row_bridge_tokens(
+            reqs.len(),
+            images.as_ref().map(|t| (image_rows.as_slice(), t)),
+            videos.as_ref().map(|t| (video_rows.as_slice(), t)),
+        )
     }
 
     /// Input embeddings and attention mask of a batch: bridge tokens ++ left-padded prompts.

@@ -2,16 +2,22 @@
 //! random LLaMA (fixtures/generation, made by tools/fixtures_generation.py), and of every logits
 //! processor / warper with HF's on random score rows.
 //!
-//! The LLaMA here is a test harness (plain candle ops, f32, KV cache, left padding, position ids
-//! from the mask as HF's `prepare_inputs_for_generation`), standing in for the library model.
+//! The model is the library's LLaMA (`lynx::model::llm::llama`) driven through its decoding
+//! session (KV cache, left padding, position ids from the mask as HF's
+//! `prepare_inputs_for_generation`, rows selected for beams).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use lynx::generation::{
-    generate, generate_with, EarlyStopping, GenerationConfig, Processor, StepModel, Warper,
+    generate, generate_with, EarlyStopping, GenerationConfig, Processor, Warper,
 };
+use lynx::model::llm::llama::{AdapterConfig, Llama};
+use lynx::model::load::read_llama_config;
+use lynx::model::session::LlmSession;
+use lynx::model::weights::{Mount, TensorFile, WeightStore};
 use rand::SeedableRng;
 use serde_json::Value;
 
@@ -25,221 +31,41 @@ fn read_json(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
 }
 
-struct Layer {
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    o: Tensor,
-    gate: Tensor,
-    up: Tensor,
-    down: Tensor,
-    ln1: Tensor,
-    ln2: Tensor,
+/// The library's LLaMA on the fixture weights; `lm_head_rows` replaces rows of `lm_head`
+/// (the EOS / BOS boosts of some cases).
+fn load_llama(lm_head_rows: &[(usize, Vec<f32>)]) -> Llama {
+    let cfg = read_llama_config(&fixture("")).unwrap();
+    let mut w = candle_core::safetensors::load(fixture("model.safetensors"), &Device::Cpu).unwrap();
+    if !lm_head_rows.is_empty() {
+        let mut rows: Vec<Vec<f32>> = w["lm_head.weight"].to_vec2().unwrap();
+        for (row, values) in lm_head_rows {
+            rows[*row] = values.clone();
+        }
+        w.insert(
+            "lm_head.weight".into(),
+            Tensor::new(rows, &Device::Cpu).unwrap(),
+        );
+    }
+    let store = Arc::new(WeightStore::new(vec![Mount::new(
+        "fixture",
+        "",
+        "",
+        true,
+        TensorFile::Map(w),
+    )]));
+    let adapters = AdapterConfig {
+        use_adapter: false,
+        adapter_freq: 1,
+    };
+    Llama::new(
+        &cfg,
+        adapters,
+        cfg.vocab_size,
+        store.var_builder(DType::F32, &Device::Cpu),
+    )
+    .unwrap()
 }
 
-/// HF `LlamaForCausalLM` (4.28.1) with a KV cache, driven through `StepModel`.
-struct TinyLlama {
-    heads: usize,
-    eps: f64,
-    layers: Vec<Layer>,
-    embed: Tensor,
-    norm: Tensor,
-    lm_head: Tensor,
-    /// per layer (k, v) [B, H, S, hd] after rotary
-    cache: Vec<(Tensor, Tensor)>,
-    mask: Vec<Vec<u32>>,
-}
-
-impl TinyLlama {
-    /// Loads the fixture model; `lm_head_rows` replaces rows of `lm_head` (the EOS / BOS boosts).
-    fn load(lm_head_rows: &[(usize, Vec<f32>)]) -> Self {
-        let cfg = read_json("config.json");
-        let w = candle_core::safetensors::load(fixture("model.safetensors"), &Device::Cpu).unwrap();
-        let get = |k: &str| w.get(k).unwrap_or_else(|| panic!("missing {k}")).clone();
-        let n_layers = cfg["num_hidden_layers"].as_u64().unwrap() as usize;
-        let layers = (0..n_layers)
-            .map(|i| {
-                let p = |s: &str| get(&format!("model.layers.{i}.{s}.weight"));
-                Layer {
-                    q: p("self_attn.q_proj"),
-                    k: p("self_attn.k_proj"),
-                    v: p("self_attn.v_proj"),
-                    o: p("self_attn.o_proj"),
-                    gate: p("mlp.gate_proj"),
-                    up: p("mlp.up_proj"),
-                    down: p("mlp.down_proj"),
-                    ln1: p("input_layernorm"),
-                    ln2: p("post_attention_layernorm"),
-                }
-            })
-            .collect();
-        let mut lm_head = get("lm_head.weight");
-        if !lm_head_rows.is_empty() {
-            let mut rows: Vec<Vec<f32>> = lm_head.to_vec2().unwrap();
-            for (row, values) in lm_head_rows {
-                rows[*row] = values.clone();
-            }
-            lm_head = Tensor::new(rows, &Device::Cpu).unwrap();
-        }
-        Self {
-            heads: cfg["num_attention_heads"].as_u64().unwrap() as usize,
-            eps: cfg["rms_norm_eps"].as_f64().unwrap(),
-            layers,
-            embed: get("model.embed_tokens.weight"),
-            norm: get("model.norm.weight"),
-            lm_head,
-            cache: Vec::new(),
-            mask: Vec::new(),
-        }
-    }
-
-    fn rms(&self, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-        let var = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let x = x.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        x.broadcast_mul(w)
-    }
-
-    fn linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-        x.broadcast_matmul(&w.t()?)
-    }
-
-    /// cos and sin [B, 1, L, hd] for the given positions (HF's rotary tables, base 10000).
-    fn rotary(positions: &[Vec<u32>], hd: usize) -> (Tensor, Tensor) {
-        let half = hd / 2;
-        let inv: Vec<f32> = (0..half)
-            .map(|i| 1.0 / 10000f32.powf((2 * i) as f32 / hd as f32))
-            .collect();
-        let (b, l) = (positions.len(), positions[0].len());
-        let mut cos = Vec::with_capacity(b * l * hd);
-        let mut sin = Vec::with_capacity(b * l * hd);
-        for row in positions {
-            for &p in row {
-                for j in 0..hd {
-                    let f = p as f32 * inv[j % half];
-                    cos.push(f.cos());
-                    sin.push(f.sin());
-                }
-            }
-        }
-        let mk = |v| Tensor::from_vec(v, (b, 1, l, hd), &Device::Cpu).unwrap();
-        (mk(cos), mk(sin))
-    }
-
-    fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
-        let hd = x.dim(3)?;
-        let x1 = x.narrow(3, 0, hd / 2)?;
-        let x2 = x.narrow(3, hd / 2, hd / 2)?;
-        let rot = Tensor::cat(&[&x2.neg()?, &x1], 3)?;
-        x.broadcast_mul(cos)? + rot.broadcast_mul(sin)?
-    }
-
-    /// Runs `x` [B, L, D] (the last L positions of `self.mask`) and returns logits at the end.
-    fn forward(&mut self, x: Tensor) -> candle_core::Result<Tensor> {
-        let (b, l, d) = x.dims3()?;
-        let hd = d / self.heads;
-        let s = self.mask[0].len();
-        let past = s - l;
-        let positions: Vec<Vec<u32>> = self
-            .mask
-            .iter()
-            .map(|m| {
-                let mut c = 0u32;
-                let all: Vec<u32> = m
-                    .iter()
-                    .map(|&v| {
-                        c += v;
-                        if v == 0 {
-                            1
-                        } else {
-                            c - 1
-                        }
-                    })
-                    .collect();
-                all[past..].to_vec()
-            })
-            .collect();
-        let (cos, sin) = Self::rotary(&positions, hd);
-        // allowed[b, 0, i, j]: key j is real and not in the future of query past + i
-        let mut allowed = Vec::with_capacity(b * l * s);
-        for m in &self.mask {
-            for i in 0..l {
-                for (j, &mv) in m.iter().enumerate() {
-                    allowed.push(u8::from(mv == 1 && j <= past + i));
-                }
-            }
-        }
-        let allowed = Tensor::from_vec(allowed, (b, 1, l, s), &Device::Cpu)?;
-        let floor = Tensor::new(f32::MIN, &Device::Cpu)?;
-        let mut h = x;
-        let fresh = self.cache.is_empty();
-        for (i, layer) in self.layers.iter().enumerate() {
-            let shape = |t: Tensor| {
-                t.reshape((b, l, self.heads, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            let n = self.rms(&h, &layer.ln1)?;
-            let q = Self::rope(&shape(Self::linear(&n, &layer.q)?)?, &cos, &sin)?;
-            let mut k = Self::rope(&shape(Self::linear(&n, &layer.k)?)?, &cos, &sin)?;
-            let mut v = shape(Self::linear(&n, &layer.v)?)?;
-            if !fresh {
-                let (pk, pv) = &self.cache[i];
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
-            }
-            let att = (q.matmul(&k.t()?.contiguous()?)? / (hd as f64).sqrt())?;
-            let att = allowed
-                .broadcast_as(att.shape())?
-                .where_cond(&att, &floor.broadcast_as(att.shape())?)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let o = att.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
-            h = (h + Self::linear(&o, &layer.o)?)?;
-            let n = self.rms(&h, &layer.ln2)?;
-            let mlp = (candle_nn::ops::silu(&Self::linear(&n, &layer.gate)?)?
-                * Self::linear(&n, &layer.up)?)?;
-            h = (h + Self::linear(&mlp, &layer.down)?)?;
-            if fresh {
-                self.cache.push((k, v));
-            } else {
-                self.cache[i] = (k, v);
-            }
-        }
-        let last = h.narrow(1, l - 1, 1)?.squeeze(1)?;
-        Self::linear(&self.rms(&last, &self.norm)?, &self.lm_head)
-    }
-}
-
-impl StepModel for TinyLlama {
-    fn prefill(&mut self, inputs_embeds: &Tensor, attention_mask: &Tensor) -> lynx::Result<Tensor> {
-        self.cache.clear();
-        self.mask = attention_mask.to_dtype(DType::U32)?.to_vec2()?;
-        Ok(self.forward(inputs_embeds.clone())?)
-    }
-
-    fn step(&mut self, tokens: &[u32]) -> lynx::Result<Tensor> {
-        for m in &mut self.mask {
-            m.push(1);
-        }
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let x = self.embed.index_select(&ids, 0)?.unsqueeze(1)?;
-        Ok(self.forward(x)?)
-    }
-
-    fn select_rows(&mut self, rows: &[usize]) -> lynx::Result<()> {
-        let idx = Tensor::new(
-            rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
-            &Device::Cpu,
-        )?;
-        for (k, v) in &mut self.cache {
-            *k = k.index_select(&idx, 0)?;
-            *v = v.index_select(&idx, 0)?;
-        }
-        self.mask = rows.iter().map(|&r| self.mask[r].clone()).collect();
-        Ok(())
-    }
-}
-
-/// HF 4.28.1 GenerationConfig defaults for this model, overridden by the case's kwargs.
 fn hf_config(params: &Value) -> GenerationConfig {
     let f = |k: &str, d: f64| params.get(k).and_then(Value::as_f64).unwrap_or(d);
     let u = |k: &str, d: usize| {
@@ -294,7 +120,8 @@ fn token_ids_match_hf_generate_for_every_case() {
                     .collect()
             })
             .unwrap_or_default();
-        let mut model = TinyLlama::load(&over);
+        let llama = load_llama(&over);
+        let mut model = LlmSession::new(&llama);
         let embeds = tensor3(&case["inputs_embeds"]);
         let mask: Vec<Vec<u32>> = serde_json::from_value(case["attention_mask"].clone()).unwrap();
         let mask = Tensor::new(mask, &Device::Cpu).unwrap();
@@ -348,7 +175,8 @@ fn default_entry_point_matches_too() {
         .iter()
         .find(|c| c["name"] == "batch_beam3")
         .unwrap();
-    let mut model = TinyLlama::load(&[]);
+    let llama = load_llama(&[]);
+    let mut model = LlmSession::new(&llama);
     let mask: Vec<Vec<u32>> = serde_json::from_value(case["attention_mask"].clone()).unwrap();
     let got = generate(
         &mut model,

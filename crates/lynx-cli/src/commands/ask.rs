@@ -1,28 +1,21 @@
 //! `lynx ask`: answers one question about an image or a video and prints the answer.
 
-use std::path::PathBuf;
-
 use lynx::pipeline::Request;
 
-use super::forward::media_arg;
-use super::model_args::ModelArgs;
+use super::model_args::{MediaArgs, ModelArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct AskArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The image the question is about.
-    #[arg(long, conflicts_with = "video")]
-    pub image: Option<PathBuf>,
-    /// The video the question is about.
-    #[arg(long)]
-    pub video: Option<PathBuf>,
+    #[command(flatten)]
+    pub media: MediaArgs,
     /// The question.
     pub question: String,
 }
 
 pub fn run(args: AskArgs) -> anyhow::Result<()> {
-    let media = media_arg(&args.image, &args.video)?;
+    let media = args.media.media()?;
     let engine = args.model.load()?;
     let req = Request {
         media,

@@ -1,12 +1,16 @@
 //! `lynx eval`: Open-VQA scoring with the rule or LLM judge and the paper's tables (Section
-//! 3.1, Tables 1 and 2), and MME scoring from MME's official results format.
+//! 3.1, Tables 1 and 2), MME answering and scoring in MME's official results format, and
+//! OwlEval answering for the human rating (`lynx rate serve`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use lynx::eval::{self, mme, LlmJudge, LlmJudgeConfig, OpenVqaReport, RuleJudge};
+use lynx::eval::{self, mme, LlmJudge, LlmJudgeConfig, OpenVqaReport, OwlEvalOptions, RuleJudge};
+use lynx::pipeline::{Media, Request};
+
+use super::model_args::ModelArgs;
 
 /// `lynx eval ...`
 #[derive(Debug, Args)]
@@ -19,8 +23,10 @@ pub struct EvalArgs {
 pub enum EvalCommand {
     /// Score Open-VQA predictions with a rule or LLM judge, or tabulate reports (--compare).
     OpenVqa(OpenVqaArgs),
-    /// Score MME results files (<subtask>.txt), or answer MME's questions (--root).
+    /// Score MME results files (<subtask>.txt), answering MME's questions first with --root.
     Mme(MmeArgs),
+    /// Answer OwlEval's questions (padded images, dialogues in order) into an answer file.
+    Owleval(OwlEvalArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -89,6 +95,36 @@ pub struct MmeArgs {
     /// Write the report JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The model that answers (with --root).
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OwlEvalArgs {
+    /// OwlEval's questions.jsonl (image, question_id, question, ability, category).
+    #[arg(long)]
+    pub questions: PathBuf,
+    /// The folder of the images the questions name (OwlEval's cases/).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// The answer file to write (JSONL: image, question_id, question, answer, model_id).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The model_id written on every answer (the name annotators' reports use).
+    #[arg(long, default_value = "lynx")]
+    pub model_id: String,
+    /// Pixels of border added on each side of every image, as the paper does; 0: none.
+    #[arg(long, default_value_t = lynx::eval::owleval::DEFAULT_PAD)]
+    pub pad: u32,
+    /// Border colour: white, black, gray, #rrggbb or r,g,b.
+    #[arg(long, default_value = "white")]
+    pub pad_color: String,
+    /// Keep the answers already in --out and answer only the other questions.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// Runs `lynx eval`.
@@ -96,6 +132,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     match args.command {
         EvalCommand::OpenVqa(a) => open_vqa(a),
         EvalCommand::Mme(a) => mme_cmd(a),
+        EvalCommand::Owleval(a) => owleval(a),
     }
 }
 
@@ -230,15 +267,7 @@ fn open_vqa(a: OpenVqaArgs) -> Result<()> {
 
 fn mme_cmd(a: MmeArgs) -> Result<()> {
     if let Some(root) = &a.root {
-        let subtasks = eval::discover(root)?;
-        let n: usize = subtasks.iter().map(|s| s.items.len()).sum();
-        bail!(
-            "{}: found {} MME subtasks with {n} questions, but `lynx eval mme --root` cannot \
-             answer them yet: the Lynx model is not connected to this command (the library's \
-             lynx::eval::run_mme is ready for it). Score existing results with --results alone.",
-            root.display(),
-            subtasks.len()
-        );
+        answer_mme(root, &a.results, &a.model)?;
     }
     let r = eval::score_results_dir(&a.results)?;
     for s in &r.missing_subtasks {
@@ -276,6 +305,103 @@ fn mme_cmd(a: MmeArgs) -> Result<()> {
     }
     if let Some(p) = &a.out {
         write_file(p, &serde_json::to_string_pretty(&r)?)?;
+    }
+    Ok(())
+}
+
+/// Answers MME's questions under `root` into `results` with the model (resumable: questions
+/// already in the results files are skipped).
+fn answer_mme(root: &Path, results: &Path, model: &ModelArgs) -> Result<()> {
+    // Layout errors first: they need no model.
+    let subtasks = eval::discover(root)?;
+    if model.config.is_none() && model.model.is_none() {
+        let n: usize = subtasks.iter().map(|s| s.items.len()).sum();
+        bail!(
+            "{}: {} MME subtasks with {n} questions to answer: give the model with --config or \
+             --model (or score existing results with --results alone)",
+            root.display(),
+            subtasks.len()
+        );
+    }
+    let engine = model.load()?;
+    let gen = engine.generation_config();
+    let mut rng = engine.rng();
+    // Both questions of an image come one after the other: preprocess the image once.
+    let mut last: Option<(PathBuf, Media)> = None;
+    let mut answer = |image: &Path, question: &str| -> lynx::Result<String> {
+        let media = match &last {
+            Some((p, m)) if p == image => m.clone(),
+            _ => {
+                let px = engine.media_pixels(&Media::Image(image.to_path_buf()), &mut rng)?;
+                let m = Media::ImagePixels(px);
+                last = Some((image.to_path_buf(), m.clone()));
+                m
+            }
+        };
+        let req = Request {
+            media: Some(media),
+            history: Vec::new(),
+            question: question.to_string(),
+        };
+        let a = engine.answer(std::slice::from_ref(&req), &gen, &mut rng)?;
+        Ok(a.into_iter().next().map(|a| a.text).unwrap_or_default())
+    };
+    let s = eval::run_mme(root, results, &mut answer, true)
+        .with_context(|| format!("answering MME into {}", results.display()))?;
+    eprintln!(
+        "mme: {} subtasks, {} questions answered, {} already in {}",
+        s.subtasks,
+        s.answered,
+        s.skipped,
+        results.display()
+    );
+    Ok(())
+}
+
+fn owleval(a: OwlEvalArgs) -> Result<()> {
+    let pad_color = eval::parse_color(&a.pad_color)?;
+    if a.model_id.trim().is_empty() {
+        bail!("--model-id must not be empty");
+    }
+    let engine = a.model.load()?;
+    let opts = OwlEvalOptions {
+        model_id: a.model_id.trim().to_string(),
+        pad: a.pad,
+        pad_color,
+        resume: a.resume,
+        progress: true,
+        ..OwlEvalOptions::new(&a.questions, &a.images, &a.out)
+    };
+    let s = eval::run_owleval(&engine, &engine.generation_config(), &opts)?;
+    eprintln!(
+        "owleval: {} questions: {} answered, {} already in {}, {} failed",
+        s.questions,
+        s.answered,
+        s.skipped,
+        a.out.display(),
+        s.failed.len()
+    );
+    if !s.truncated.is_empty() {
+        let mut ids = s.truncated.clone();
+        ids.sort_unstable();
+        eprintln!(
+            "warning: {} prompt(s) were longer than max_input_tokens = {} and lost their start, \
+             as in the release (for a later turn: the start of the dialogue so far), question \
+             ids {ids:?}; raise the limit with --set max_input_tokens=N",
+            ids.len(),
+            engine.yaml.max_input_tokens,
+        );
+    }
+    if !s.failed.is_empty() {
+        for f in &s.failed {
+            eprintln!("error: {f}");
+        }
+        bail!(
+            "{} question(s) could not be answered (listed above); the other answers are in {} \
+             (run again with --resume to answer only the missing ones)",
+            s.failed.len(),
+            a.out.display()
+        );
     }
     Ok(())
 }

@@ -1,23 +1,16 @@
 //! `lynx forward`: the prompt's token ids as fed to the model and the K largest next-token
 //! logits after it, as JSON (for parity checks against the reference).
 
-use std::path::PathBuf;
+use lynx::pipeline::Request;
 
-use anyhow::bail;
-use lynx::pipeline::{Media, Request};
-
-use super::model_args::ModelArgs;
+use super::model_args::{MediaArgs, ModelArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct ForwardArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The image the question is about.
-    #[arg(long, conflicts_with = "video")]
-    pub image: Option<PathBuf>,
-    /// The video the question is about (JSON list of base64 frames, frame folder, GIF, WebP, ...).
-    #[arg(long)]
-    pub video: Option<PathBuf>,
+    #[command(flatten)]
+    pub media: MediaArgs,
     /// The question.
     #[arg(long, short = 'q')]
     pub question: String,
@@ -29,24 +22,8 @@ pub struct ForwardArgs {
     pub json: bool,
 }
 
-pub fn media_arg(
-    image: &Option<PathBuf>,
-    video: &Option<PathBuf>,
-) -> anyhow::Result<Option<Media>> {
-    for p in [image, video].into_iter().flatten() {
-        if !p.exists() {
-            bail!("{}: no such file or folder", p.display());
-        }
-    }
-    Ok(match (image, video) {
-        (Some(p), _) => Some(Media::Image(p.clone())),
-        (_, Some(p)) => Some(Media::Video(p.clone())),
-        _ => None,
-    })
-}
-
 pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
-    let media = media_arg(&args.image, &args.video)?;
+    let media = args.media.media()?;
     let engine = args.model.load()?;
     let req = Request {
         media,

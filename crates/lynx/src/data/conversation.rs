@@ -25,11 +25,12 @@ impl PromptFormat {
     }
 }
 
-/// One exchange of a dialog: the user's instruction and the model's reply.
-#[derive(Debug, Clone, PartialEq)]
+/// One exchange of a dialog: the user's instruction (before the model prompt wraps it) and
+/// the model's reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
-    pub user: String,
-    pub assistant: String,
+    pub prompt: String,
+    pub response: String,
 }
 
 /// A tokenised training example: ids and, per id, whether it is a target of the loss.
@@ -51,8 +52,8 @@ pub fn inference_ids(
 ) -> Result<Vec<u32>> {
     let mut ids = vec![tok.bos_id()];
     for turn in history {
-        ids.extend(tok.encode(&fmt.render(&turn.user))?);
-        ids.extend(tok.encode(turn.assistant.trim())?);
+        ids.extend(tok.encode(&fmt.render(&turn.prompt))?);
+        ids.extend(tok.encode(turn.response.trim())?);
         ids.push(tok.eos_id());
     }
     ids.extend(tok.encode(&fmt.render(question))?);
@@ -73,10 +74,10 @@ pub fn training_ids(
     let mut ids = vec![tok.bos_id()];
     let mut is_target = vec![false];
     for turn in turns {
-        let prompt = tok.encode(&fmt.render(&turn.user))?;
+        let prompt = tok.encode(&fmt.render(&turn.prompt))?;
         is_target.extend(std::iter::repeat_n(false, prompt.len()));
         ids.extend(prompt);
-        let mut reply = tok.encode(turn.assistant.trim())?;
+        let mut reply = tok.encode(turn.response.trim())?;
         reply.push(tok.eos_id());
         is_target.extend(std::iter::repeat_n(true, reply.len()));
         ids.extend(reply);
@@ -143,12 +144,12 @@ mod tests {
         };
         let turns = [
             Turn {
-                user: "What is it?".into(),
-                assistant: "a car".into(),
+                prompt: "What is it?".into(),
+                response: "a car".into(),
             },
             Turn {
-                user: "Why?".into(),
-                assistant: "it has wheels".into(),
+                prompt: "Why?".into(),
+                response: "it has wheels".into(),
             },
         ];
         let t = training_ids(&tok, &fmt, &turns, 1000).unwrap();

@@ -1,10 +1,12 @@
 //! Evaluation (paper Section 3.1): Open-VQA with a rule or LLM judge, MME scoring and running,
-//! and the paper's result tables.
+//! OwlEval answering, and the paper's result tables.
 
 pub mod judge;
 pub mod mme;
 pub mod mme_run;
 pub mod open_vqa;
+pub mod owleval;
+pub mod owleval_run;
 pub mod report;
 pub mod rule_judge;
 pub mod scoring;
@@ -13,6 +15,11 @@ pub use judge::{judge_prompt, parse_verdict, JudgeCache, LlmJudge, LlmJudgeConfi
 pub use mme::{score_results_dir, MmeReport, SubtaskScore};
 pub use mme_run::{discover, run_mme, MmeItem, MmeRunSummary, MmeSubtask};
 pub use open_vqa::{load_annotations, load_predictions, Annotation, Prediction, SampleIndex};
+pub use owleval::{
+    dialogue_request, dialogues, load_padded, load_questions, pad_image, parse_color, Dialogue,
+    OwlAnswer, OwlQuestion,
+};
+pub use owleval_run::{read_answers, run_owleval, OwlEvalOptions, OwlEvalSummary, QuestionError};
 pub use report::{agreement, markdown, Agreement};
 pub use rule_judge::RuleJudge;
 pub use scoring::{

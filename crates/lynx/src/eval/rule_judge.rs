@@ -7,47 +7,8 @@
 use super::scoring::{Judge, JudgeOutcome, JudgeQuery};
 use crate::Result;
 
-const UNITS: [&str; 20] = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: [(&str, u32); 8] = [
-    ("twenty", 20),
-    ("thirty", 30),
-    ("forty", 40),
-    ("fifty", 50),
-    ("sixty", 60),
-    ("seventy", 70),
-    ("eighty", 80),
-    ("ninety", 90),
-];
-
 fn number_word(w: &str) -> Option<u32> {
-    if let Some(i) = UNITS.iter().position(|u| *u == w) {
-        return Some(i as u32);
-    }
-    match w {
-        "none" => Some(0),
-        _ => TENS.iter().find(|(t, _)| *t == w).map(|(_, v)| *v),
-    }
+    crate::data::numbers::word_value(w)
 }
 
 /// Splits `text` into normalised words: lowercase; apostrophes dropped ("children's" ->

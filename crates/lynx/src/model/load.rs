@@ -156,21 +156,31 @@ pub fn load_release(
     )
 }
 
+/// The network configuration of a converted directory.
+pub fn read_converted_config(dir: &Path) -> Result<LynxConfig> {
+    read_json(&dir.join(CONVERTED_CONFIG))
+}
+
+/// The weights of a converted directory, mounted under the model's names.
+pub fn converted_mount(dir: &Path, strict: bool) -> Result<Mount> {
+    let weights = dir.join(CONVERTED_WEIGHTS);
+    Ok(Mount::new(
+        weights.display().to_string(),
+        "",
+        "",
+        strict,
+        TensorFile::safetensors(&[weights])?,
+    ))
+}
+
 /// Loads a converted directory (`config.json` + `model.safetensors`), memory-mapped.
 pub fn load_converted(
     dir: &Path,
     dtype: DType,
     device: &Device,
 ) -> Result<(LynxConfig, LoadedModel)> {
-    let cfg: LynxConfig = read_json(&dir.join(CONVERTED_CONFIG))?;
-    let weights = dir.join(CONVERTED_WEIGHTS);
-    let mounts = vec![Mount::new(
-        weights.display().to_string(),
-        "",
-        "",
-        true,
-        TensorFile::safetensors(&[weights])?,
-    )];
+    let cfg = read_converted_config(dir)?;
+    let mounts = vec![converted_mount(dir, true)?];
     let loaded = build(&cfg, Arc::new(WeightStore::new(mounts)), dtype, device)?;
     Ok((cfg, loaded))
 }

@@ -144,6 +144,51 @@ impl Lynx {
         self.bridge.forward(&self.encode_media(media)?)
     }
 
+    /// Bridge tokens [B, L, D] for a batch whose rows hold an image, a video or nothing, and
+    /// their mask [B, L]: rows without media get zeros that the mask hides from the LLM.
+    /// `images`/`videos` give the rows that have them and their pixels.
+    pub fn row_bridge_tokens(
+        &self,
+        batch: usize,
+        images: Option<(&[usize], &Tensor)>,
+        videos: Option<(&[usize], &Tensor)>,
+    ) -> Result<(Tensor, Tensor)> {
+        let (l, d) = (self.cfg.bridge.num_bridge_tokens, self.cfg.llm.hidden_size);
+        let mut rows: Vec<Option<Tensor>> = vec![None; batch];
+        let groups = [
+            images.map(|(r, px)| (r, MediaBatch::Images(px.clone()))),
+            videos.map(|(r, px)| (r, MediaBatch::Videos(px.clone()))),
+        ];
+        for (idx, media) in groups.into_iter().flatten() {
+            let tokens = self.bridge_tokens(&media)?;
+            for (k, &row) in idx.iter().enumerate() {
+                let slot = rows.get_mut(row).ok_or_else(|| {
+                    Error::Invalid(format!("media row {row} outside a batch of {batch}"))
+                })?;
+                *slot = Some(tokens.get(k)?);
+            }
+        }
+        let dev = self.device();
+        let zeros = Tensor::zeros((l, d), self.bridge_dtype(), dev)?;
+        let mask: Vec<u32> = rows
+            .iter()
+            .flat_map(|r| std::iter::repeat_n(u32::from(r.is_some()), l))
+            .collect();
+        let tokens: Vec<Tensor> = rows
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| zeros.clone()))
+            .collect();
+        Ok((
+            Tensor::stack(&tokens, 0)?,
+            Tensor::from_vec(mask, (batch, l), dev)?,
+        ))
+    }
+
+    /// The dtype of the bridge's outputs.
+    pub fn bridge_dtype(&self) -> DType {
+        self.bridge.dtype()
+    }
+
     /// Input embeddings and attention mask: [bridge tokens] ++ [token embeddings]. `ids` [B, T]
     /// are left padded where `text_mask` [B, T] is 0; bridge tokens are always attended.
     pub fn input_embeds(

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod llm;
 pub mod load;
 pub mod lynx;
+pub mod mmap;
 pub mod nn;
 pub mod session;
 pub mod small_matmul;

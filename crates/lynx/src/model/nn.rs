@@ -9,6 +9,14 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Storage, Tensor, D};
 use candle_nn::VarBuilder;
 
+/// `x` in f32, or as is when it is already f64 (gradient checks run the model in f64).
+pub fn at_least_f32(x: &Tensor) -> candle_core::Result<Tensor> {
+    match x.dtype() {
+        DType::F64 | DType::F32 => Ok(x.clone()),
+        _ => x.to_dtype(DType::F32),
+    }
+}
+
 /// True when gradients must flow through an op on these tensors.
 fn tracks(ts: &[&Tensor]) -> bool {
     ts.iter().any(|t| t.track_op())
@@ -178,9 +186,10 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if tracks(&[x, &self.weight, &self.bias]) {
+        // candle's fused kernel has no backward pass and no f64 version.
+        if tracks(&[x, &self.weight, &self.bias]) || x.dtype() == DType::F64 {
             let dtype = x.dtype();
-            let x = x.to_dtype(DType::F32)?;
+            let x = at_least_f32(x)?;
             let mean = x.mean_keepdim(D::Minus1)?;
             let centered = x.broadcast_sub(&mean)?;
             let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
@@ -213,9 +222,9 @@ impl RmsNorm {
 
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if tracks(&[x, &self.weight]) {
+        if tracks(&[x, &self.weight]) || x.dtype() == DType::F64 {
             let dtype = x.dtype();
-            let xf = x.to_dtype(DType::F32)?;
+            let xf = at_least_f32(x)?;
             let var = xf.sqr()?.mean_keepdim(D::Minus1)?;
             let normed = xf.broadcast_div(&(var + self.eps)?.sqrt()?)?;
             normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
@@ -228,8 +237,8 @@ impl Module for RmsNorm {
 /// Softmax over the last dimension in f32, differentiable when its input tracks gradients.
 pub fn softmax_last_dim_f32(x: &Tensor) -> candle_core::Result<Tensor> {
     let dtype = x.dtype();
-    let xf = x.to_dtype(DType::F32)?;
-    let y = if xf.track_op() {
+    let xf = at_least_f32(x)?;
+    let y = if xf.track_op() || xf.dtype() == DType::F64 {
         candle_nn::ops::softmax(&xf, D::Minus1)?
     } else {
         candle_nn::ops::softmax_last_dim(&xf)?

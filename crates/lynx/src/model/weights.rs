@@ -5,19 +5,20 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use candle_core::pickle::PthTensors;
-use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
+use crate::model::mmap::MappedSafetensors;
 use crate::{Error, Result};
 
 /// One file format holding named tensors.
 pub enum TensorFile {
-    Safetensors(MmapedSafetensors),
+    Safetensors(MappedSafetensors),
     Pth(Vec<PthTensors>),
     Map(HashMap<String, Tensor>),
 }
@@ -33,12 +34,7 @@ impl TensorFile {
                 ));
             }
         }
-        // SAFETY: the files are opened read-only; like every mmap user we rely on nobody
-        // truncating them while the model is alive.
-        let st = unsafe { MmapedSafetensors::multi(paths) }.map_err(|e| {
-            Error::weights(display(paths), "*", format!("not a safetensors file: {e}"))
-        })?;
-        Ok(TensorFile::Safetensors(st))
+        Ok(TensorFile::Safetensors(MappedSafetensors::open(paths)?))
     }
 
     /// Indexes PyTorch pickle files (zip format). A `{"model": state_dict}` wrapper is unwrapped.
@@ -86,7 +82,7 @@ impl TensorFile {
     /// The names of all tensors in the file(s).
     pub fn names(&self) -> Vec<String> {
         match self {
-            TensorFile::Safetensors(st) => st.tensors().into_iter().map(|(n, _)| n).collect(),
+            TensorFile::Safetensors(st) => st.names().cloned().collect(),
             TensorFile::Pth(files) => files
                 .iter()
                 .flat_map(|f| f.tensor_infos().keys().cloned())
@@ -98,11 +94,7 @@ impl TensorFile {
     /// Shape and dtype of a tensor without reading its data.
     pub fn meta(&self, name: &str) -> Option<(Vec<usize>, DType)> {
         match self {
-            TensorFile::Safetensors(st) => {
-                let v = st.get(name).ok()?;
-                let dtype = DType::try_from(v.dtype()).ok()?;
-                Some((v.shape().to_vec(), dtype))
-            }
+            TensorFile::Safetensors(st) => st.meta(name),
             TensorFile::Pth(files) => files.iter().find_map(|f| {
                 let info = f.tensor_infos().get(name)?;
                 Some((info.layout.dims().to_vec(), info.dtype))
@@ -113,10 +105,7 @@ impl TensorFile {
 
     fn load(&self, name: &str) -> candle_core::Result<Option<Tensor>> {
         match self {
-            TensorFile::Safetensors(st) => match st.get(name) {
-                Ok(_) => Ok(Some(st.load(name, &Device::Cpu)?)),
-                Err(_) => Ok(None),
-            },
+            TensorFile::Safetensors(st) => st.load(name),
             TensorFile::Pth(files) => {
                 for f in files {
                     if f.tensor_infos().contains_key(name) {
@@ -128,14 +117,6 @@ impl TensorFile {
             TensorFile::Map(m) => Ok(m.get(name).cloned()),
         }
     }
-}
-
-fn display(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A tensor file mounted under a prefix of the model's names.
@@ -194,7 +175,7 @@ pub struct WeightStore {
     /// Every model name served, with whether the [PAD] row was appended to it.
     served: Mutex<BTreeMap<String, bool>>,
     /// Serve zero-cost placeholders with the right shapes instead of reading data.
-    dry_run: bool,
+    dry_run: AtomicBool,
 }
 
 impl WeightStore {
@@ -203,16 +184,25 @@ impl WeightStore {
             mounts,
             used: Mutex::new(HashSet::new()),
             served: Mutex::new(BTreeMap::new()),
-            dry_run: false,
+            dry_run: AtomicBool::new(false),
         }
     }
 
     /// A store that checks names and shapes but reads no tensor data (to plan a conversion).
     pub fn new_dry_run(mounts: Vec<Mount>) -> Self {
-        Self {
-            dry_run: true,
-            ..Self::new(mounts)
-        }
+        let store = Self::new(mounts);
+        store.set_dry_run(true);
+        store
+    }
+
+    /// Switches between serving placeholders (names and shapes only) and real tensors.
+    pub fn set_dry_run(&self, on: bool) {
+        self.dry_run.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether `name` is held by a mounted file.
+    pub fn contains(&self, name: &str) -> bool {
+        self.locate(name).is_some()
     }
 
     fn locate(&self, name: &str) -> Option<(usize, String)> {
@@ -374,7 +364,7 @@ impl Shared {
         if let Ok(mut served) = store.served.lock() {
             served.insert(name.to_string(), pad);
         }
-        if store.dry_run {
+        if store.dry_run.load(Ordering::SeqCst) {
             if let Ok(mut used) = store.used.lock() {
                 used.insert((mount, src));
             }

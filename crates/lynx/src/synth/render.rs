@@ -17,7 +17,9 @@ static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
 /// time unless the build itself is broken, which the unit tests catch.
 pub fn font() -> &'static FontRef<'static> {
     FONT.get_or_init(|| {
+        // ok: compiled-in bytes, checked by the unit tests.
         FontRef::try_from_slice(FONT_BYTES).expect("embedded DejaVuSans-Bold.ttf parses")
+        // ok: see above
     })
 }
 

@@ -299,41 +299,7 @@ pub const WORDS: [&str; 52] = [
     "CLOSED", "POST", "BOOKS", "TOYS", "FRUIT", "APPLE",
 ];
 
-const ONES: [&str; 20] = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: [&str; 10] = [
-    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-];
-
-/// English words for 0..=99 ("forty-two").
-pub fn number_word(n: u32) -> String {
-    match n {
-        0..=19 => ONES[n as usize].to_string(),
-        20..=99 if n.is_multiple_of(10) => TENS[(n / 10) as usize].to_string(),
-        20..=99 => format!("{}-{}", TENS[(n / 10) as usize], ONES[(n % 10) as usize]),
-        _ => n.to_string(),
-    }
-}
+pub use crate::data::numbers::number_word;
 
 /// Accepted answers for a number: digits, the word, and the word without its hyphen.
 pub fn number_alternatives(n: u32) -> Vec<String> {

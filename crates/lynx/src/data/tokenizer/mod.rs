@@ -106,6 +106,16 @@ impl LynxTokenizer {
             Some("model") => false,
             _ => bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
         };
+        Self::from_bytes(bytes, path, is_json)
+    }
+
+    /// Loads a tokenizer.json held in memory (e.g. embedded in the binary); `label` names it in
+    /// errors and is what [`LynxTokenizer::path`] returns.
+    pub fn from_json_bytes(bytes: &[u8], label: &str) -> Result<Self> {
+        Self::from_bytes(bytes.to_vec(), Path::new(label), true)
+    }
+
+    fn from_bytes(bytes: Vec<u8>, path: &Path, is_json: bool) -> Result<Self> {
         let file = path.display().to_string();
         let (backend, name) = if is_json {
             let tok = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| {

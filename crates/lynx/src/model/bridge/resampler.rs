@@ -142,6 +142,11 @@ impl Resampler {
         &self.cfg
     }
 
+    /// The dtype of the latents (and of the output).
+    pub fn dtype(&self) -> candle_core::DType {
+        self.latents.dtype()
+    }
+
     /// media [B, M, media_dim] -> bridge tokens [B, num_bridge_tokens, latent_dim].
     pub fn forward(&self, media: &Tensor) -> Result<Tensor> {
         let b = media.dim(0)?;

@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::model::llm::adapter::Adapter;
-use crate::model::nn::{softmax_last_dim_f32, Linear, RmsNorm};
+use crate::model::nn::{at_least_f32, softmax_last_dim_f32, Linear, RmsNorm};
 use crate::{Error, Result};
 
 /// The fields of a Hugging Face LLaMA `config.json` that the model reads.
@@ -407,8 +407,8 @@ impl Llama {
         Ok(self.norm.forward(&x)?)
     }
 
-    /// Logits [.., V] in f32 for hidden states [.., D].
+    /// Logits [.., V] in f32 (f64 for an f64 model) for hidden states [.., D].
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(self.lm_head.forward(hidden)?.to_dtype(DType::F32)?)
+        Ok(at_least_f32(&self.lm_head.forward(hidden)?)?)
     }
 }

@@ -1,0 +1,158 @@
+//! Training data the recipe derives from the world's `train/*.jsonl` (issue 4, paper 2.4):
+//! the questions about one image or video packed into multi-turn dialogs, each turn's
+//! instruction drawn from its task's prompt templates (the diversified prompts). One image's
+//! vision tokens then serve several questions, so a CPU update teaches several answers for the
+//! price of one pass through the vision encoder and bridge; LLaVA-style data has the same shape.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::data::prompts::{render_template, PromptTemplates};
+use crate::train::rng::TrainRng;
+use crate::{Error, Result};
+
+/// The task files whose records are packed (question + short or explained answer per line).
+pub const PACKED_TASKS: [&str; 12] = [
+    "vqa_ocr",
+    "vqa_count",
+    "vqa_reasoning",
+    "vqa_place",
+    "vqa_color",
+    "vqa_spatial",
+    "vqa_action",
+    "vqa_shape",
+    "vqa_explain",
+    "video_action",
+    "video_qa",
+    "place",
+];
+
+/// Writes `out` (a dialog JSONL file in `train_dir`) with the records of `tasks` grouped by
+/// their medium, shuffled with `seed`, and cut into dialogs of at most `turns` turns. Returns
+/// the number of dialogs.
+pub fn write_packed_dialogs(
+    train_dir: &Path,
+    prompts: &PromptTemplates,
+    tasks: &[&str],
+    turns: usize,
+    seed: u64,
+    out: &Path,
+) -> Result<usize> {
+    let turns = turns.max(1);
+    let mut rng = TrainRng::new(seed, 0xd1a1);
+    // medium ("image"/"video", path) -> (instruction, answer) turns, in file order.
+    let mut by_media: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
+    for task in tasks {
+        let path = train_dir.join(format!("{task}.jsonl"));
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let templates = prompts
+            .task(task)
+            .ok_or_else(|| Error::config("prompts", format!("no templates for task `{task}`")))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let bad = |m: String| Error::parse(path.display().to_string(), Some(i + 1), m);
+            let v: Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+            let media = ["image", "video"].iter().find_map(|k| {
+                v.get(*k)
+                    .and_then(Value::as_str)
+                    .map(|p| (k.to_string(), p.to_string()))
+            });
+            let Some(media) = media else { continue };
+            let answer = match v.get("answer") {
+                Some(Value::String(a)) => a.clone(),
+                Some(Value::Array(a)) => a
+                    .first()
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                _ => String::new(),
+            };
+            if answer.trim().is_empty() {
+                return Err(bad("no answer".into()));
+            }
+            let question = v.get("question").and_then(Value::as_str);
+            let tpl = &templates.templates[rng.index(templates.templates.len())];
+            let prompt = render_template(tpl, question);
+            by_media.entry(media).or_default().push((prompt, answer));
+        }
+    }
+    let tmp = out.with_extension("jsonl.tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut dialogs = 0;
+    for ((kind, path), mut qa) in by_media {
+        rng.shuffle(&mut qa);
+        for chunk in qa.chunks(turns) {
+            let conversations: Vec<Value> = chunk
+                .iter()
+                .flat_map(|(q, a)| {
+                    [
+                        json!({"from": "human", "value": q}),
+                        json!({"from": "gpt", "value": a}),
+                    ]
+                })
+                .collect();
+            let rec = json!({"task": "dialog", kind.clone(): path, "conversations": conversations});
+            writeln!(w, "{rec}").map_err(|e| Error::io(&tmp, e))?;
+            dialogs += 1;
+        }
+    }
+    w.flush().map_err(|e| Error::io(&tmp, e))?;
+    drop(w);
+    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+    Ok(dialogs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_questions_per_medium_with_templates() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("vqa_color.jsonl"),
+            (0..5)
+                .map(|i| format!("{{\"task\":\"vqa_color\",\"image\":\"a.png\",\"question\":\"Q{i}?\",\"answer\":\"red\"}}\n"))
+                .collect::<String>()
+                + "{\"task\":\"vqa_color\",\"image\":\"b.png\",\"question\":\"Qb?\",\"answer\":\"blue\"}\n",
+        )
+        .unwrap();
+        let prompts = PromptTemplates::from_yaml(
+            "vqa_color: [\"{question}\", \"{question} Answer briefly.\", \"Look: {question}\"]",
+            "test",
+        )
+        .unwrap();
+        let out = d.join("packed.jsonl");
+        let n = write_packed_dialogs(d, &prompts, &["vqa_color"], 2, 7, &out).unwrap();
+        assert_eq!(n, 4, "a.png: 5 questions in 3 dialogs, b.png: 1");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let again = {
+            let out2 = d.join("again.jsonl");
+            write_packed_dialogs(d, &prompts, &["vqa_color"], 2, 7, &out2).unwrap();
+            std::fs::read_to_string(out2).unwrap()
+        };
+        assert_eq!(text, again, "deterministic");
+        let mut seen = 0;
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let conv = v["conversations"].as_array().unwrap();
+            assert!(conv.len() <= 4 && conv.len() % 2 == 0);
+            for pair in conv.chunks(2) {
+                let q = pair[0]["value"].as_str().unwrap();
+                assert!(q.contains('Q'), "{q}");
+                let want = if v["image"] == "b.png" { "blue" } else { "red" };
+                assert_eq!(pair[1]["value"], want);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 6);
+    }
+}

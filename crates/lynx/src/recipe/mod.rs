@@ -1,0 +1,457 @@
+//! `lynx recipe default`: the default model rebuilt from nothing (issue 4), deterministic from
+//! one seed: the generated world (`lynx data synth`), then the frozen parts made the way the
+//! real ones were (a BPE tokenizer; a LLaMA-architecture language model pretrained on the
+//! world's text; its instruction-tuned "Vicuna" copy; an EVA-architecture ViT pretrained on the
+//! world's images), then the paper's recipe on top (stage 1: caption alignment of the bridge
+//! and adapters, paper 2.3; stage 2: instruction finetuning with diversified prompts, 2.4),
+//! the export, and the report on held-out scenes (3.1).
+//!
+//! Every training stage is an ordinary `lynx train` config written to `OUT/configs/`, so any
+//! step can be rerun or changed by hand. Layout of `OUT`: `world/`, `configs/`, `tokenizer/`,
+//! `lm/`, `vicuna/`, `vision/`, `stage1/`, `stage2/` (each with its checkpoints and
+//! `metrics.jsonl`), `model/` (the exported default model), `report.md`, `report.json` and
+//! `recipe.json` (the plan and each step's wall time).
+
+pub mod data;
+pub mod export;
+pub mod plan;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::data::prompts::PromptTemplates;
+use crate::pipeline::{Engine, EngineOptions};
+use crate::synth::generate_world;
+use crate::train::stages::{run_config_file, RunOptions};
+use crate::train::vision::VISION_WEIGHTS;
+use crate::{Error, Result};
+pub use plan::{Budget, RecipePlan};
+
+/// The training files of the world that stage 2 mixes, with their sampling weights.
+pub const STAGE2_MIX: [(&str, f64); 16] = [
+    ("vqa_packed.jsonl", 6.0),
+    ("vqa_ocr.jsonl", 0.6),
+    ("vqa_count.jsonl", 0.6),
+    ("vqa_reasoning.jsonl", 0.6),
+    ("vqa_place.jsonl", 0.3),
+    ("vqa_color.jsonl", 0.6),
+    ("vqa_spatial.jsonl", 0.6),
+    ("vqa_shape.jsonl", 0.6),
+    ("vqa_explain.jsonl", 0.8),
+    ("video_action.jsonl", 0.4),
+    ("video_qa.jsonl", 0.4),
+    ("caption.jsonl", 0.3),
+    ("caption_detailed.jsonl", 0.6),
+    ("video_caption.jsonl", 0.3),
+    ("dialog.jsonl", 0.8),
+    ("text_instruct.jsonl", 0.4),
+];
+
+/// All training files of the world (the text of the tokenizer and the language model).
+pub const TEXT_FILES: [&str; 18] = [
+    "pairs.jsonl",
+    "caption.jsonl",
+    "caption_detailed.jsonl",
+    "dialog.jsonl",
+    "place.jsonl",
+    "text_instruct.jsonl",
+    "video_action.jsonl",
+    "video_caption.jsonl",
+    "video_qa.jsonl",
+    "vqa_action.jsonl",
+    "vqa_color.jsonl",
+    "vqa_count.jsonl",
+    "vqa_explain.jsonl",
+    "vqa_ocr.jsonl",
+    "vqa_place.jsonl",
+    "vqa_reasoning.jsonl",
+    "vqa_shape.jsonl",
+    "vqa_spatial.jsonl",
+];
+
+/// How a recipe run goes.
+#[derive(Debug, Clone)]
+pub struct RecipeOptions {
+    pub out: PathBuf,
+    pub plan: RecipePlan,
+    /// Continue a run in `out`: finished steps are skipped, a started one resumes from its
+    /// last checkpoint.
+    pub resume: bool,
+    pub progress: bool,
+    /// Long-form samples in the report.
+    pub samples: usize,
+}
+
+/// One step's wall time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTime {
+    pub step: String,
+    pub seconds: f64,
+    pub skipped: bool,
+}
+
+/// What a recipe run did (`recipe.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecipeSummary {
+    pub plan: RecipePlan,
+    pub steps: Vec<StepTime>,
+    pub total_seconds: f64,
+    pub model: PathBuf,
+    pub parameters: usize,
+    pub weight_bytes: u64,
+}
+
+struct Paths {
+    world: PathBuf,
+    train: PathBuf,
+    configs: PathBuf,
+}
+
+impl Paths {
+    fn new(out: &Path) -> Self {
+        let world = out.join("world");
+        Self {
+            train: world.join("train"),
+            configs: out.join("configs"),
+            world,
+        }
+    }
+}
+
+fn step_label(i: usize, n: usize, name: &str) -> String {
+    format!("[{i}/{n}] {name:<10} ")
+}
+
+/// Runs the whole recipe. Errors name the step and its config.
+pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
+    let out = &opts.out;
+    let plan = &opts.plan;
+    let marker = out.join("recipe.json");
+    if !opts.resume && out.join("configs").exists() {
+        return Err(Error::config(
+            "--out",
+            format!(
+                "{} already holds a recipe run; use --resume to continue it, or another folder",
+                out.display()
+            ),
+        ));
+    }
+    let p = Paths::new(out);
+    std::fs::create_dir_all(&p.configs).map_err(|e| Error::io(&p.configs, e))?;
+    plan::write_yaml(&p.configs.join("plan.yaml"), plan)?;
+    let total = 9;
+    let mut steps = Vec::new();
+    let started = Instant::now();
+    let say = |i: usize, name: &str, what: &str| {
+        if opts.progress {
+            eprintln!("{}{what}", step_label(i, total, name));
+        }
+    };
+
+    // 1. The world.
+    let t = Instant::now();
+    let world_done = p.world.join("summary.json").is_file();
+    if !world_done {
+        say(1, "world", "generating the visual world (lynx data synth)");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(plan.workers.max(1))
+            .build()
+            .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+        pool.install(|| generate_world(&plan.world, &p.world, opts.progress))?;
+        let prompts = PromptTemplates::load(&p.train.join("prompts.yaml"))?;
+        data::write_packed_dialogs(
+            &p.train,
+            &prompts,
+            &data::PACKED_TASKS,
+            plan.dialog_turns,
+            plan.seed,
+            &p.train.join("vqa_packed.jsonl"),
+        )?;
+    }
+    push_time(&mut steps, "world", world_done, t);
+
+    let lynx_yaml = plan.lynx_yaml();
+    plan::write_yaml(&p.configs.join("lynx.yaml"), &lynx_yaml)?;
+    let run_opts = |i: usize, name: &str, resume: bool| RunOptions {
+        resume,
+        device: Device::Cpu,
+        progress: opts.progress,
+        label: step_label(i, total, name),
+    };
+    let text: Vec<(PathBuf, f64)> = TEXT_FILES.iter().map(|f| (p.train.join(f), 1.0)).collect();
+    let text_refs: Vec<(&Path, f64)> = text.iter().map(|(a, w)| (a.as_path(), *w)).collect();
+    let prompts = p.train.join("prompts.yaml");
+
+    // 2. Tokenizer.
+    let tok_dir = out.join("tokenizer");
+    let cfg = json!({
+        "stage": "tokenizer",
+        "datasets": plan::datasets(&text_refs),
+        "prompts": prompts.to_string_lossy(),
+        "prompt": lynx_yaml.prompt,
+        "lower_text": lynx_yaml.lower_text,
+        "vocab_size": plan.vocab_size,
+        "output_dir": tok_dir.to_string_lossy(),
+    });
+    let t = Instant::now();
+    let done = tok_dir.join("tokenizer.json").is_file();
+    if !done {
+        say(2, "tokenizer", "training the BPE tokenizer");
+        run_stage(
+            &p.configs,
+            "tokenizer",
+            &cfg,
+            &run_opts(2, "tokenizer", false),
+        )?;
+    }
+    push_time(&mut steps, "tokenizer", done, t);
+
+    // 3. LLaMA: language-model pretraining on the world's text.
+    let lm_dir = out.join("lm");
+    let mut llm = plan.llm.clone();
+    llm.vocab_size = 0;
+    let cfg = plan::stage_config("lm", &plan.lm, plan.seed, plan.workers, &lm_dir);
+    let cfg = plan::with(
+        cfg,
+        "model",
+        json!({"tokenizer": tok_dir.to_string_lossy()}),
+    );
+    let cfg = plan::with(
+        cfg,
+        "llm_config",
+        serde_json::to_value(&llm).map_err(json_err)?,
+    );
+    let cfg = plan::with(cfg, "datasets", plan::datasets(&text_refs));
+    let cfg = plan::with(cfg, "prompts", json!(prompts.to_string_lossy()));
+    let cfg = plan::with(cfg, "weight_decay", json!(0.1));
+    timed_stage(
+        &mut steps, 3, "lm", &lm_dir, &p.configs, &cfg, opts, &run_opts, total,
+    )?;
+
+    // 4. "Vicuna": the LM instruction-tuned on the world's text instructions.
+    let vicuna_dir = out.join("vicuna");
+    let lynx_yaml_path = p.configs.join("lynx.yaml");
+    let cfg = plan::stage_config(
+        "lm_instruct",
+        &plan.instruct,
+        plan.seed,
+        plan.workers,
+        &vicuna_dir,
+    );
+    let cfg = plan::with(
+        cfg,
+        "model",
+        json!({"llm": lm_dir.join("model").to_string_lossy(), "config": lynx_yaml_path.to_string_lossy()}),
+    );
+    let instruct_data = [
+        (p.train.join("text_instruct.jsonl"), 3.0),
+        (p.train.join("dialog.jsonl"), 1.0),
+        (p.train.join("vqa_explain.jsonl"), 1.0),
+    ];
+    let refs: Vec<(&Path, f64)> = instruct_data
+        .iter()
+        .map(|(a, w)| (a.as_path(), *w))
+        .collect();
+    let cfg = plan::with(cfg, "datasets", plan::datasets(&refs));
+    let cfg = plan::with(cfg, "prompts", json!(prompts.to_string_lossy()));
+    timed_stage(
+        &mut steps,
+        4,
+        "vicuna",
+        &vicuna_dir,
+        &p.configs,
+        &cfg,
+        opts,
+        &run_opts,
+        total,
+    )?;
+
+    // 5. The vision encoder.
+    let vit_dir = out.join("vision");
+    let cfg = plan::stage_config(
+        "vision",
+        &plan.vision_stage,
+        plan.seed,
+        plan.workers,
+        &vit_dir,
+    );
+    let cfg = plan::with(cfg, "model", json!({}));
+    let cfg = plan::with(
+        cfg,
+        "vision_config",
+        serde_json::to_value(&plan.vision).map_err(json_err)?,
+    );
+    let cfg = plan::with(cfg, "image_res", json!(plan.image_res));
+    let scenes = p.world.join("scenes.jsonl");
+    let cfg = plan::with(cfg, "datasets", plan::datasets(&[(scenes.as_path(), 1.0)]));
+    let cfg = plan::with(
+        cfg,
+        "probe_scenes",
+        json!(p.world.join("test").join("scenes.jsonl").to_string_lossy()),
+    );
+    timed_stage(
+        &mut steps, 5, "vision", &vit_dir, &p.configs, &cfg, opts, &run_opts, total,
+    )?;
+
+    // 6. Lynx stage 1: caption alignment (paper 2.3); bridge, adapters, frame positions train.
+    let s1_dir = out.join("stage1");
+    let cfg = plan::stage_config("pretrain", &plan.stage1, plan.seed, plan.workers, &s1_dir);
+    let cfg = plan::with(
+        cfg,
+        "model",
+        json!({
+            "config": lynx_yaml_path.to_string_lossy(),
+            "vision_encoder": vit_dir.join("model").join(VISION_WEIGHTS).to_string_lossy(),
+            "llm": vicuna_dir.join("model").to_string_lossy(),
+        }),
+    );
+    let pairs = p.train.join("pairs.jsonl");
+    let cfg = plan::with(cfg, "datasets", plan::datasets(&[(pairs.as_path(), 1.0)]));
+    let cfg = plan::with(cfg, "image_res", json!(plan.image_res));
+    let cfg = plan::with(
+        cfg,
+        "train_parts",
+        json!(["bridge", "adapter", "frame_pos"]),
+    );
+    timed_stage(
+        &mut steps, 6, "stage 1", &s1_dir, &p.configs, &cfg, opts, &run_opts, total,
+    )?;
+
+    // 7. Lynx stage 2: instruction finetuning with diversified prompts (paper 2.4).
+    let s2_dir = out.join("stage2");
+    let cfg = plan::stage_config("finetune", &plan.stage2, plan.seed, plan.workers, &s2_dir);
+    let cfg = plan::with(
+        cfg,
+        "model",
+        json!({"dir": s1_dir.join("model").to_string_lossy()}),
+    );
+    let mix: Vec<(PathBuf, f64)> = STAGE2_MIX
+        .iter()
+        .map(|(f, w)| (p.train.join(f), *w))
+        .collect();
+    let refs: Vec<(&Path, f64)> = mix.iter().map(|(a, w)| (a.as_path(), *w)).collect();
+    let cfg = plan::with(cfg, "datasets", plan::datasets(&refs));
+    let cfg = plan::with(cfg, "prompts", json!(prompts.to_string_lossy()));
+    let cfg = plan::with(cfg, "image_res", json!(plan.image_res));
+    let cfg = plan::with(
+        cfg,
+        "train_parts",
+        json!(["bridge", "adapter", "frame_pos"]),
+    );
+    timed_stage(
+        &mut steps, 7, "stage 2", &s2_dir, &p.configs, &cfg, opts, &run_opts, total,
+    )?;
+
+    // 8. Export.
+    let t = Instant::now();
+    say(8, "export", "writing the model (f16 weights)");
+    let model_dir = out.join("model");
+    let summary = export::export_model(&s2_dir.join("model"), &model_dir, &lynx_yaml, DType::F16)?;
+    push_time(&mut steps, "export", false, t);
+
+    // 9. Report.
+    let t = Instant::now();
+    say(9, "report", "answering the held-out questions");
+    let engine = Engine::load(&EngineOptions {
+        model_dir: Some(model_dir.clone()),
+        ..EngineOptions::default()
+    })?;
+    let bar = crate::train::core::progress_bar(0, opts.progress, &step_label(9, total, "report"));
+    let r = report::evaluate(
+        &engine,
+        "default model",
+        &p.world.join("test"),
+        opts.samples,
+        &bar,
+    )?;
+    let header = format!(
+        "# Report of a `lynx recipe default` run\n\nSeed {}, model `{}`.\n",
+        plan.seed,
+        model_dir.display()
+    );
+    let md = report::to_markdown(&r, &header);
+    crate::train::atomic::write_atomic(&out.join("report.md"), md.as_bytes())?;
+    let js = serde_json::to_string_pretty(&r).map_err(json_err)?;
+    crate::train::atomic::write_atomic(&out.join("report.json"), js.as_bytes())?;
+    push_time(&mut steps, "report", false, t);
+
+    let summary = RecipeSummary {
+        plan: plan.clone(),
+        steps,
+        total_seconds: started.elapsed().as_secs_f64(),
+        model: model_dir,
+        parameters: summary.parameters,
+        weight_bytes: summary.weight_bytes,
+    };
+    let js = serde_json::to_string_pretty(&summary).map_err(json_err)?;
+    crate::train::atomic::write_atomic(&marker, js.as_bytes())?;
+    Ok(summary)
+}
+
+fn push_time(steps: &mut Vec<StepTime>, name: &str, skipped: bool, t: Instant) {
+    steps.push(StepTime {
+        step: name.to_string(),
+        seconds: t.elapsed().as_secs_f64(),
+        skipped,
+    });
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+fn run_stage(
+    configs: &Path,
+    name: &str,
+    cfg: &serde_json::Value,
+    opts: &RunOptions,
+) -> Result<crate::train::stages::StageReport> {
+    let path = configs.join(format!("{}.yaml", name.replace(' ', "")));
+    plan::write_yaml(&path, cfg)?;
+    let report = run_config_file(&path, &[], opts)
+        .map_err(|e| Error::Invalid(format!("recipe step `{name}` ({}): {e}", path.display())))?;
+    if opts.progress && !report.notes.is_empty() && name == "vision" {
+        eprint!("{}", report.notes);
+    }
+    Ok(report)
+}
+
+/// Runs a training stage unless its model is already there (resuming a started one).
+#[allow(clippy::too_many_arguments)]
+fn timed_stage(
+    steps: &mut Vec<StepTime>,
+    i: usize,
+    name: &str,
+    dir: &Path,
+    configs: &Path,
+    cfg: &serde_json::Value,
+    opts: &RecipeOptions,
+    run_opts: &dyn Fn(usize, &str, bool) -> RunOptions,
+    _total: usize,
+) -> Result<()> {
+    let t = Instant::now();
+    let done = dir.join("model").is_dir();
+    if !done {
+        let started = dir.join("checkpoints").is_dir();
+        if opts.progress && !started {
+            eprintln!("{}training", step_label(i, 9, name));
+        }
+        run_stage(
+            configs,
+            name,
+            cfg,
+            &run_opts(i, name, opts.resume && started),
+        )?;
+    }
+    steps.push(StepTime {
+        step: name.to_string(),
+        seconds: t.elapsed().as_secs_f64(),
+        skipped: done,
+    });
+    Ok(())
+}

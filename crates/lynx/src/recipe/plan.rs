@@ -1,0 +1,226 @@
+//! The default model's recipe as data: the world, the sizes of every part and each stage's
+//! budget (issue 4), and the `lynx train` configs written from them, so that every stage of a
+//! recipe run can also be rerun by hand with `lynx train --config`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::config::LynxYaml;
+use crate::model::llm::llama::LlamaConfig;
+use crate::model::vision::eva_vit::VisionConfig;
+use crate::synth::SynthConfig;
+use crate::{Error, Result};
+
+/// Optimisation budget of one training stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    pub steps: u64,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup_steps: u64,
+    pub weight_decay: f64,
+    pub max_seq_len: usize,
+}
+
+/// Everything that decides the default model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecipePlan {
+    pub seed: u64,
+    pub world: SynthConfig,
+    /// Tokenizer vocabulary (specials and byte pieces included).
+    pub vocab_size: usize,
+    pub llm: LlamaConfig,
+    pub vision: VisionConfig,
+    pub image_res: usize,
+    pub bridge_depth: usize,
+    pub num_bridge_tokens: usize,
+    pub bridge_heads: usize,
+    pub bridge_head_dim: usize,
+    pub bridge_ff_mult: usize,
+    pub adapter_freq: usize,
+    /// Questions about one image packed into one stage-2 dialog (see `recipe::data`).
+    pub dialog_turns: usize,
+    pub lm: Budget,
+    pub instruct: Budget,
+    pub vision_stage: Budget,
+    pub stage1: Budget,
+    pub stage2: Budget,
+    /// Threads computing micro-batches (the numbers do not depend on it).
+    pub workers: usize,
+}
+
+fn budget(steps: u64, batch_size: usize, grad_accum: usize, lr: f64, seq: usize) -> Budget {
+    Budget {
+        steps,
+        batch_size,
+        grad_accum,
+        lr,
+        min_lr: lr / 20.0,
+        warmup_steps: (steps / 20).clamp(1, 100),
+        weight_decay: 0.05,
+        max_seq_len: seq,
+    }
+}
+
+impl RecipePlan {
+    /// The default model's plan (sized to train in well under an hour on two CPU cores).
+    pub fn default_model(seed: u64) -> Self {
+        Self {
+            seed,
+            world: SynthConfig {
+                seed,
+                count: 5000,
+                video_fraction: 0.2,
+                size: 112,
+                frames: 8,
+                test_count: 200,
+                text_count: Some(3000),
+                qa_per_class: 2,
+            },
+            vocab_size: 1000,
+            llm: LlamaConfig {
+                hidden_size: 256,
+                intermediate_size: 688,
+                num_hidden_layers: 4,
+                num_attention_heads: 4,
+                num_key_value_heads: None,
+                vocab_size: 0,
+                rms_norm_eps: 1e-6,
+                max_position_embeddings: 512,
+                rope_theta: 10000.0,
+                tie_word_embeddings: false,
+            },
+            vision: VisionConfig {
+                patch_size: 14,
+                embed_dim: 128,
+                depth: 4,
+                num_heads: 4,
+                mlp_ratio: 4.0,
+                qkv_bias: true,
+                layer_norm_eps: 1e-6,
+            },
+            image_res: 112,
+            bridge_depth: 2,
+            num_bridge_tokens: 16,
+            bridge_heads: 4,
+            bridge_head_dim: 32,
+            bridge_ff_mult: 2,
+            adapter_freq: 1,
+            dialog_turns: 6,
+            lm: budget(600, 6, 2, 1e-3, 128),
+            instruct: budget(150, 8, 2, 5e-4, 128),
+            vision_stage: budget(600, 16, 2, 1e-3, 0),
+            stage1: budget(300, 8, 2, 1e-3, 96),
+            stage2: budget(1200, 8, 2, 1e-3, 160),
+            workers: 2,
+        }
+    }
+
+    /// The same plan with every stage's steps (and the world) scaled by `x` (for quick runs
+    /// and tests); at least one step per stage and a few scenes remain.
+    pub fn scaled(mut self, x: f64) -> Self {
+        if (x - 1.0).abs() < f64::EPSILON {
+            return self;
+        }
+        let s = |n: u64| ((n as f64 * x).round() as u64).max(1);
+        for b in [
+            &mut self.lm,
+            &mut self.instruct,
+            &mut self.vision_stage,
+            &mut self.stage1,
+            &mut self.stage2,
+        ] {
+            b.steps = s(b.steps);
+            b.warmup_steps = b.warmup_steps.min(b.steps);
+        }
+        let w = &mut self.world;
+        w.count = ((w.count as f64 * x.min(1.0)).round() as usize).max(20);
+        w.test_count = ((w.test_count as f64 * x.min(1.0)).round() as usize).max(10);
+        w.text_count = w
+            .text_count
+            .map(|n| ((n as f64 * x.min(1.0)).round() as usize).max(20));
+        self
+    }
+
+    /// The Lynx config (LYNX.yaml keys) of the model: sizes, prompt, preprocessing and the
+    /// generation settings the default model answers with (greedy: short answers must be
+    /// exact; no n-gram ban, which would break the world's repeated phrases).
+    pub fn lynx_yaml(&self) -> LynxYaml {
+        let mut y = LynxYaml {
+            image_res: self.image_res,
+            vision_config: Some(self.vision.clone()),
+            bridge_depth: self.bridge_depth,
+            num_bridge_tokens: self.num_bridge_tokens,
+            adapter_freq: self.adapter_freq,
+            use_adapter: true,
+            add_frame_pos: true,
+            tokenizer: crate::config::TokenizerChoice::Json,
+            max_input_tokens: 160,
+            max_new_tokens: 96,
+            min_length: 2,
+            num_beams: 1,
+            use_nucleus_sampling: false,
+            no_repeat_ngram_size: 0,
+            length_penalty: 1.0,
+            batch_size_test: 16,
+            ..LynxYaml::default()
+        };
+        y.llm = "lynx-world-vicuna".into();
+        y.vision_encoder = "lynx-world-vit".into();
+        y.data.num_frames = self.world.frames;
+        y.bridge_config.num_heads = self.bridge_heads;
+        y.bridge_config.head_dim = self.bridge_head_dim;
+        y.bridge_config.ff_mult = self.bridge_ff_mult;
+        y
+    }
+}
+
+/// The common keys of a training stage's config.
+pub fn stage_config(stage: &str, b: &Budget, seed: u64, workers: usize, out: &Path) -> Value {
+    json!({
+        "stage": stage,
+        "batch_size": b.batch_size,
+        "grad_accum": b.grad_accum,
+        "workers": workers,
+        "lr": b.lr,
+        "min_lr": b.min_lr,
+        "warmup_steps": b.warmup_steps,
+        "max_steps": b.steps,
+        "weight_decay": b.weight_decay,
+        "clip_grad_norm": 1.0,
+        "seed": seed,
+        "save_every": b.steps.div_ceil(4).max(1),
+        "keep_last": 1,
+        "max_seq_len": b.max_seq_len.max(1),
+        "output_dir": out.to_string_lossy(),
+    })
+}
+
+/// `{path, weight}` entries.
+pub fn datasets(items: &[(&Path, f64)]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|(p, w)| json!({"path": p.to_string_lossy(), "weight": w}))
+            .collect(),
+    )
+}
+
+/// Sets `key` of a JSON object.
+pub fn with(mut v: Value, key: &str, value: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        m.insert(key.to_string(), value);
+    }
+    v
+}
+
+/// Writes a config as YAML.
+pub fn write_yaml(path: &Path, v: &impl Serialize) -> Result<()> {
+    let text = serde_yaml::to_string(v)
+        .map_err(|e| Error::Invalid(format!("writing {}: {e}", path.display())))?;
+    crate::train::atomic::write_atomic(path, text.as_bytes())
+}

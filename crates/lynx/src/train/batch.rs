@@ -1,0 +1,188 @@
+//! Training batches (paper 2.3/2.4): samples of the data mixture turned into model inputs,
+//! pixels with the release's training augmentation (RandomResizedCrop, scale 0.9–1.0) and token
+//! ids whose loss falls on the replies only (prompt, vision tokens and padding are masked).
+
+use candle_core::{Device, Tensor};
+
+use crate::data::conversation::{caption_ids, training_ids, PromptFormat, Tokenized};
+use crate::data::datasets::{MediaKind, MediaSource, Sample, SampleKind};
+use crate::data::image::{decode_image, load_image, Preprocessor};
+use crate::data::tokenizer::LynxTokenizer;
+use crate::data::video::{load_video, FrameSampling};
+use crate::train::rng::TrainRng;
+use crate::{Error, Result};
+
+/// One sample ready to batch: pixels ([3,R,R] image or [F,3,R,R] video) and tokens.
+pub struct Example {
+    pub media: Option<(MediaKind, Tensor)>,
+    pub tokens: Tokenized,
+}
+
+/// A collated micro-batch. Text is right-padded; `targets` index the flattened [B, T] text
+/// positions whose next token is a loss target, and `labels` are those next tokens.
+pub struct Batch {
+    pub size: usize,
+    /// Rows with an image, and their pixels [Ni, 3, R, R].
+    pub images: Option<(Vec<usize>, Tensor)>,
+    /// Rows with a video, and their frames [Nv, F, 3, R, R].
+    pub videos: Option<(Vec<usize>, Tensor)>,
+    /// [B, T] u32
+    pub ids: Tensor,
+    /// [B, T] u32, 0 on right padding.
+    pub text_mask: Tensor,
+    /// (row, position) of each predicted token.
+    pub targets: Vec<(usize, usize)>,
+    /// [N] u32
+    pub labels: Tensor,
+    /// Real (non-pad) text tokens in the batch.
+    pub text_tokens: usize,
+}
+
+/// Turns samples into examples and examples into batches.
+pub struct BatchBuilder {
+    pub tokenizer: std::sync::Arc<LynxTokenizer>,
+    pub format: PromptFormat,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub num_frames: usize,
+    pub max_seq_len: usize,
+}
+
+impl BatchBuilder {
+    fn pixels(
+        &self,
+        sample: &Sample,
+        image_res: usize,
+        rng: &mut TrainRng,
+    ) -> Result<Option<(MediaKind, Tensor)>> {
+        let Some(media) = &sample.media else {
+            return Ok(None);
+        };
+        let pre = Preprocessor {
+            image_res,
+            mean: self.mean,
+            std: self.std,
+        };
+        let px = match (media.kind, &media.source) {
+            (MediaKind::Image, MediaSource::Path(p)) => pre.train(&load_image(p)?, rng)?,
+            (MediaKind::Image, MediaSource::Bytes { name, data }) => {
+                pre.train(&decode_image(data, name)?, rng)?
+            }
+            (MediaKind::Video, MediaSource::Path(p)) => {
+                let frames = load_video(p, self.num_frames, FrameSampling::Random, rng)?;
+                let px = frames
+                    .iter()
+                    .map(|f| pre.train(f, rng))
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::stack(&px, 0)?
+            }
+            (MediaKind::Video, MediaSource::Bytes { name, .. }) => {
+                return Err(Error::media(
+                    name.clone(),
+                    "videos inside .tar shards are not supported; use a JSONL dataset",
+                ))
+            }
+        };
+        Ok(Some((media.kind, px)))
+    }
+
+    /// Loads and tokenises one sample. An error means the sample is unusable (bad media,
+    /// nothing to learn): the caller counts it and draws another.
+    pub fn example(
+        &self,
+        sample: &Sample,
+        image_res: usize,
+        rng: &mut TrainRng,
+    ) -> Result<Example> {
+        let media = self.pixels(sample, image_res, rng)?;
+        let tokens = match sample.kind {
+            // A caption straight after the vision tokens: the stage-1 caption loss.
+            SampleKind::Pair if sample.turns.iter().all(|t| t.prompt.trim().is_empty()) => {
+                let caption = sample
+                    .turns
+                    .first()
+                    .map(|t| t.response.as_str())
+                    .unwrap_or("");
+                caption_ids(&self.tokenizer, caption, self.max_seq_len)?
+            }
+            _ => training_ids(
+                &self.tokenizer,
+                &self.format,
+                &sample.turns,
+                self.max_seq_len,
+            )?,
+        };
+        if !tokens.is_target.iter().skip(1).any(|&t| t) {
+            return Err(Error::Invalid(format!(
+                "{}: no reply token is left within max_seq_len = {}",
+                sample.origin, self.max_seq_len
+            )));
+        }
+        Ok(Example { media, tokens })
+    }
+
+    /// Pads and stacks examples.
+    pub fn collate(&self, examples: Vec<Example>, device: &Device) -> Result<Batch> {
+        let b = examples.len();
+        let t = examples
+            .iter()
+            .map(|e| e.tokens.ids.len())
+            .max()
+            .unwrap_or(0);
+        let pad = self.tokenizer.pad_id();
+        let mut ids = Vec::with_capacity(b * t);
+        let mut mask = Vec::with_capacity(b * t);
+        let mut targets = Vec::new();
+        let mut labels = Vec::new();
+        let mut text_tokens = 0;
+        let (mut image_rows, mut images, mut video_rows, mut videos) =
+            (vec![], vec![], vec![], vec![]);
+        for (row, ex) in examples.into_iter().enumerate() {
+            let n = ex.tokens.ids.len();
+            text_tokens += n;
+            for p in 0..n.saturating_sub(1) {
+                if ex.tokens.is_target[p + 1] {
+                    targets.push((row, p));
+                    labels.push(ex.tokens.ids[p + 1]);
+                }
+            }
+            ids.extend(
+                ex.tokens
+                    .ids
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(pad, t - n)),
+            );
+            mask.extend(std::iter::repeat_n(1u32, n).chain(std::iter::repeat_n(0, t - n)));
+            match ex.media {
+                Some((MediaKind::Image, px)) => {
+                    image_rows.push(row);
+                    images.push(px);
+                }
+                Some((MediaKind::Video, px)) => {
+                    video_rows.push(row);
+                    videos.push(px);
+                }
+                None => {}
+            }
+        }
+        let stack = |rows: Vec<usize>, px: Vec<Tensor>| -> Result<Option<(Vec<usize>, Tensor)>> {
+            if rows.is_empty() {
+                Ok(None)
+            } else {
+                Ok(Some((rows, Tensor::stack(&px, 0)?.to_device(device)?)))
+            }
+        };
+        let n = labels.len();
+        Ok(Batch {
+            size: b,
+            images: stack(image_rows, images)?,
+            videos: stack(video_rows, videos)?,
+            ids: Tensor::from_vec(ids, (b, t), device)?,
+            text_mask: Tensor::from_vec(mask, (b, t), device)?,
+            targets,
+            labels: Tensor::from_vec(labels, n, device)?,
+            text_tokens,
+        })
+    }
+}

@@ -1,0 +1,439 @@
+//! The training loop of `lynx train` (paper 2.3 pretraining, 2.4 instruction finetuning): the
+//! bridge, adapters and frame positions learn next-token prediction on the replies while the
+//! vision encoder and LLM stay frozen; AdamW with warmup + cosine, gradient accumulation and
+//! clipping, atomic checkpoints with exact resume, and a converted model at the end.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::config::LynxYaml;
+use crate::data::conversation::PromptFormat;
+use crate::data::datasets::Sample;
+use crate::data::mixture::{Mixture, MixtureState};
+use crate::data::tokenizer::{LynxTokenizer, TokenizerSource};
+use crate::model::convert::write_converted;
+use crate::model::llm::llama::Llama;
+use crate::model::load::{self, LoadedModel};
+use crate::model::lynx::{Lynx, LynxConfig};
+use crate::model::weights::{Mount, TensorFile, WeightStore};
+use crate::train::batch::{Batch, BatchBuilder, Example};
+use crate::train::checkpoint::{CheckpointManager, TrainState};
+use crate::train::config::{Stage, TrainConfig};
+pub use crate::train::core::StepStats;
+use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore, TrainLoop};
+use crate::train::params::TrainableParams;
+use crate::train::rng::TrainRng;
+use crate::{Error, Result};
+
+/// Where the model of a run comes from, resolved.
+struct BaseModel {
+    yaml: LynxYaml,
+    cfg: LynxConfig,
+    tokenizer: Arc<LynxTokenizer>,
+}
+
+/// Resolves `p` against `base` when that join exists (or, for shard patterns, its folder).
+pub fn resolve_path(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let joined = base.join(p);
+    let pattern = p.to_string_lossy().contains('{');
+    if joined.exists() || (pattern && joined.parent().is_some_and(Path::exists)) {
+        joined
+    } else {
+        p.to_path_buf()
+    }
+}
+
+/// Loads a training config and resolves its relative input paths against the config's folder
+/// (when they exist there); `output_dir` stays relative to the working directory.
+pub fn load_config(path: &Path, overrides: &[String]) -> Result<TrainConfig> {
+    let mut cfg = TrainConfig::load(path, overrides)?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let m = &mut cfg.model;
+    for p in [
+        &mut m.config,
+        &mut m.dir,
+        &mut m.vision_encoder,
+        &mut m.llm,
+        &mut m.checkpoint,
+        &mut m.tokenizer,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *p = resolve_path(&base, p);
+    }
+    for p in [&mut cfg.prompts, &mut cfg.probe_scenes]
+        .into_iter()
+        .flatten()
+    {
+        *p = resolve_path(&base, p);
+    }
+    for d in &mut cfg.datasets {
+        d.path = resolve_path(&base, Path::new(&d.path))
+            .to_string_lossy()
+            .into_owned();
+    }
+    Ok(cfg)
+}
+
+fn base_model(cfg: &TrainConfig) -> Result<BaseModel> {
+    let m = &cfg.model;
+    let mut yaml = match (&m.config, &m.dir) {
+        (Some(c), _) => LynxYaml::load(c, &[])?,
+        (None, Some(dir)) if dir.join(load::CONVERTED_RUNTIME).is_file() => {
+            LynxYaml::load(&dir.join(load::CONVERTED_RUNTIME), &[])?
+        }
+        _ => LynxYaml::from_overrides(&[])?,
+    };
+    yaml.image_res = cfg.image_res;
+    if let Some(dir) = &m.dir {
+        let cfg = load::read_converted_config(dir)?;
+        let tokenizer = Arc::new(LynxTokenizer::from_dir(dir, TokenizerSource::Auto)?);
+        yaml.data.num_frames = cfg.num_frames;
+        return Ok(BaseModel {
+            yaml,
+            cfg,
+            tokenizer,
+        });
+    }
+    let llm = m
+        .llm
+        .clone()
+        .ok_or_else(|| Error::config("model.llm", "missing"))?;
+    yaml.llm_path = Some(llm.to_string_lossy().into_owned());
+    yaml.vision_encoder_path = m
+        .vision_encoder
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    yaml.checkpoint = None;
+    yaml.base_dir = PathBuf::from(".");
+    let tokenizer = Arc::new(LynxTokenizer::from_dir(&llm, TokenizerSource::Auto)?);
+    let lcfg = load::lynx_config(
+        &yaml,
+        load::read_llama_config(&llm)?,
+        tokenizer.vocab_size(),
+    )?;
+    Ok(BaseModel {
+        yaml,
+        cfg: lcfg,
+        tokenizer,
+    })
+}
+
+/// The files of the base model, mounted (the optional `model.checkpoint` first).
+fn base_mounts(cfg: &TrainConfig, base: &BaseModel) -> Result<Vec<Mount>> {
+    let mut mounts = Vec::new();
+    if let Some(ckpt) = &cfg.model.checkpoint {
+        mounts.push(Mount::new(
+            ckpt.display().to_string(),
+            "",
+            "model.",
+            false,
+            TensorFile::open(ckpt)?,
+        ));
+    }
+    match &cfg.model.dir {
+        Some(dir) => mounts.push(load::converted_mount(dir, false)?),
+        None => {
+            let mut yaml = base.yaml.clone();
+            yaml.checkpoint = None;
+            mounts.extend(load::release_mounts(&yaml)?.into_iter().map(|mut m| {
+                m.strict = false;
+                m
+            }));
+        }
+    }
+    Ok(mounts)
+}
+
+/// The next-token loss of a batch on its reply tokens (mean over those tokens), with optional
+/// label smoothing. Differentiable with respect to the trainable parameters.
+pub fn batch_loss(model: &Lynx, batch: &Batch, label_smoothing: f64) -> Result<Tensor> {
+    let (bridge, bridge_mask) = model.row_bridge_tokens(
+        batch.size,
+        batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
+        batch.videos.as_ref().map(|(r, t)| (r.as_slice(), t)),
+    )?;
+    let text = model.llm().embed(&batch.ids)?;
+    let embeds = Tensor::cat(&[&bridge.to_dtype(text.dtype())?, &text], 1)?;
+    let mask = Tensor::cat(&[&bridge_mask, &batch.text_mask], 1)?;
+    let hidden = model.llm().forward_hidden(&embeds, &mask, None)?;
+    let prefix = hidden.dim(1)? - batch.ids.dim(1)?;
+    target_loss(model.llm(), &hidden, prefix, batch, label_smoothing)
+}
+
+/// The mean next-token loss at a batch's targets, from the LLM's final hidden states [B, S, D]
+/// whose text starts at position `prefix` (after the bridge tokens, if any).
+pub fn target_loss(
+    llm: &Llama,
+    hidden: &Tensor,
+    prefix: usize,
+    batch: &Batch,
+    label_smoothing: f64,
+) -> Result<Tensor> {
+    let (b, s, d) = hidden.dims3()?;
+    let idx: Vec<u32> = batch
+        .targets
+        .iter()
+        .map(|&(row, p)| (row * s + prefix + p) as u32)
+        .collect();
+    let idx = Tensor::from_vec(idx, batch.targets.len(), hidden.device())?;
+    let picked = hidden.reshape((b * s, d))?.index_select(&idx, 0)?;
+    let logits = llm.logits(&picked)?;
+    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let nll = logp
+        .gather(&batch.labels.unsqueeze(1)?, 1)?
+        .squeeze(1)?
+        .neg()?;
+    let per_token = if label_smoothing > 0.0 {
+        let smooth = logp.mean(D::Minus1)?.neg()?;
+        ((nll * (1.0 - label_smoothing))? + (smooth * label_smoothing)?)?
+    } else {
+        nll
+    };
+    Ok(per_token.mean_all()?)
+}
+
+/// A training run.
+pub struct Trainer {
+    pub cfg: TrainConfig,
+    base: BaseModel,
+    pub model: Lynx,
+    params: TrainableParams,
+    core: RunCore,
+    mixture: Mixture,
+    builder: BatchBuilder,
+    rng: TrainRng,
+    drawn: u64,
+    bad_media: u64,
+    device: Device,
+}
+
+impl Trainer {
+    /// Opens a run: checks the output folder, loads the model, data and (with `resume`) the
+    /// latest checkpoint. Every config, data and file problem is reported here, before training.
+    pub fn new(cfg: TrainConfig, resume: bool, device: Device) -> Result<Self> {
+        if !matches!(cfg.stage, Stage::Pretrain | Stage::Finetune) {
+            return Err(Error::config(
+                "stage",
+                "this trainer runs the Lynx stages `pretrain` and `finetune`",
+            ));
+        }
+        let (checkpoints, latest) =
+            CheckpointManager::open(&cfg.output_dir, cfg.identity()?, cfg.keep_last, resume)?;
+        let base = base_model(&cfg)?;
+        let store = Arc::new(WeightStore::new(base_mounts(&cfg, &base)?));
+        let params = TrainableParams::new(store, &cfg.train_parts, cfg.seed, &device, DType::F32);
+        let model = Lynx::new(&base.cfg, params.var_builder(&device))?;
+        let (core, state) = RunCore::with_checkpoints(&cfg, params.vars(), checkpoints, latest)?;
+        let mut mixture = cfg.open_data()?;
+        let mut rng = TrainRng::new(cfg.seed, 0x7a1e);
+        let (mut drawn, mut bad_media) = (0, 0);
+        if let Some(st) = state {
+            let data: MixtureState = serde_json::from_value(st.data.clone())
+                .map_err(|e| Error::Invalid(format!("checkpoint data position: {e}")))?;
+            mixture.restore(&data)?;
+            rng = TrainRng::from_state(&st.rng, "checkpoint rng")?;
+            drawn = st.extra.get("drawn").and_then(|v| v.as_u64()).unwrap_or(0);
+            bad_media = st
+                .extra
+                .get("bad_media")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+        }
+        let builder = BatchBuilder {
+            tokenizer: Arc::clone(&base.tokenizer),
+            format: PromptFormat {
+                template: base.yaml.prompt.clone(),
+                lower_text: base.yaml.lower_text,
+            },
+            mean: base.yaml.image_mean,
+            std: base.yaml.image_std,
+            num_frames: base.cfg.num_frames,
+            max_seq_len: cfg.max_seq_len,
+        };
+        Ok(Self {
+            cfg,
+            base,
+            model,
+            params,
+            core,
+            mixture,
+            builder,
+            rng,
+            drawn,
+            bad_media,
+            device,
+        })
+    }
+
+    /// Updates done so far.
+    pub fn step(&self) -> u64 {
+        self.core.step
+    }
+
+    /// The trainable parameters, by name.
+    pub fn trainable(&self) -> Vec<(String, candle_core::Var)> {
+        self.params.vars()
+    }
+
+    fn next_example(&mut self, image_res: usize) -> Result<Example> {
+        loop {
+            let sample: Sample = self.mixture.next_sample()?;
+            self.drawn += 1;
+            match self.builder.example(&sample, image_res, &mut self.rng) {
+                Ok(ex) => return Ok(ex),
+                Err(e) => {
+                    self.bad_media += 1;
+                    let fraction = self.bad_media as f64 / self.drawn as f64;
+                    if self.drawn >= 100 && fraction > self.cfg.max_bad_fraction {
+                        return Err(Error::Invalid(format!(
+                            "{} of {} samples could not be used ({:.1}% > max_bad_fraction {:.1}%); last: {}: {e}",
+                            self.bad_media,
+                            self.drawn,
+                            100.0 * fraction,
+                            100.0 * self.cfg.max_bad_fraction,
+                            sample.origin
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Draws and collates the next micro-batch.
+    pub fn next_batch(&mut self, image_res: usize) -> Result<Batch> {
+        let examples = (0..self.cfg.batch_size)
+            .map(|_| self.next_example(image_res))
+            .collect::<Result<Vec<_>>>()?;
+        self.builder.collate(examples, &self.device)
+    }
+
+    /// One update: `grad_accum` micro-batches, clipping, AdamW. A non-finite loss stops the run
+    /// before the update, so the last checkpoint stays the last good state.
+    pub fn train_step(&mut self) -> Result<StepStats> {
+        let t = self.core.step + 1;
+        let image_res = self.cfg.image_res_at(t);
+        let batches = (0..self.cfg.grad_accum)
+            .map(|_| self.next_batch(image_res))
+            .collect::<Result<Vec<_>>>()?;
+        let bridge = self.base.cfg.bridge.num_bridge_tokens;
+        let (model, smoothing) = (&self.model, self.cfg.label_smoothing);
+        let loss = move |b: &Batch| -> Result<MicroLoss> {
+            Ok((
+                batch_loss(model, b, smoothing)?,
+                b.text_tokens + b.size * bridge,
+            ))
+        };
+        let (loss, grad_norm, lr, tokens) = self.core.update(&batches, &loss)?;
+        let stats = StepStats {
+            step: t,
+            loss,
+            lr,
+            grad_norm,
+            tokens,
+            image_res,
+        };
+        self.core.log(&stats)?;
+        Ok(stats)
+    }
+
+    /// Writes a checkpoint of the current state.
+    pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        let state = TrainState {
+            step: self.core.step,
+            data: serde_json::to_value(self.mixture.state())
+                .map_err(|e| Error::Invalid(e.to_string()))?,
+            rng: self.rng.state(),
+            extra: serde_json::json!({"drawn": self.drawn, "bad_media": self.bad_media}),
+        };
+        self.core.save(state)
+    }
+
+    /// Runs to `max_steps`, checkpointing every `save_every` steps and at the end, then writes
+    /// the trained model to `output_dir/model`. Returns the last step's statistics.
+    pub fn run(&mut self, progress: bool) -> Result<Option<StepStats>> {
+        let bar = progress_bar(self.cfg.max_steps, progress, "");
+        run_loop(self, &bar)
+    }
+
+    /// Writes the current model (frozen parts + trained ones) as a converted directory that
+    /// `lynx generate/ask --model DIR` loads.
+    pub fn export(&self, dir: &Path) -> Result<()> {
+        let trained = self
+            .params
+            .vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().detach()))
+            .collect();
+        let mut mounts = vec![Mount::new(
+            "trained parameters",
+            "",
+            "",
+            true,
+            TensorFile::Map(trained),
+        )];
+        mounts.extend(base_mounts(&self.cfg, &self.base)?);
+        let store = Arc::new(WeightStore::new_dry_run(mounts));
+        Lynx::new(&self.base.cfg, store.var_builder(DType::F32, &Device::Cpu))?;
+        store.set_dry_run(false);
+        let mut yaml = self.base.yaml.clone();
+        yaml.image_res = self.cfg.image_res_at(self.cfg.max_steps);
+        write_converted(
+            &store,
+            &self.base.cfg,
+            &yaml,
+            &self.base.tokenizer,
+            dir,
+            false,
+        )?;
+        Ok(())
+    }
+
+    /// Per dataset: good and bad records seen so far, plus unusable samples.
+    pub fn data_report(&self) -> String {
+        let mut out = String::new();
+        for (name, st) in self.mixture.stats() {
+            out.push_str(&format!("{name}: {} good, {} bad\n", st.good, st.bad));
+            for r in &st.first_bad {
+                out.push_str(&format!("  {r}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "samples skipped at load time (media or length): {} of {}\n",
+            self.bad_media, self.drawn
+        ));
+        out
+    }
+}
+
+impl TrainLoop for Trainer {
+    fn done(&self) -> u64 {
+        self.core.step
+    }
+    fn max_steps(&self) -> u64 {
+        self.cfg.max_steps
+    }
+    fn save_every(&self) -> u64 {
+        self.cfg.save_every
+    }
+    fn train_step(&mut self) -> Result<StepStats> {
+        Trainer::train_step(self)
+    }
+    fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        Trainer::save_checkpoint(self)
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.export(&self.cfg.output_dir.join("model"))
+    }
+}
+
+/// Loads a converted model directory written by a run.
+pub fn load_trained(dir: &Path) -> Result<(LynxConfig, LoadedModel)> {
+    load::load_converted(dir, DType::F32, &Device::Cpu)
+}

@@ -1,0 +1,162 @@
+//! The trainable parts' gradients (bridge, adapters, frame positions) through the frozen LLM
+//! match central finite differences of the training loss, in f64 on the tiny fixture model.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor, Var};
+use lynx::config::LynxYaml;
+use lynx::data::conversation::{PromptFormat, Turn};
+use lynx::data::datasets::{Media, MediaKind, MediaSource, Sample, SampleKind};
+use lynx::data::tokenizer::{LynxTokenizer, TokenizerSource};
+use lynx::model::load::{lynx_config, read_llama_config, release_mounts};
+use lynx::model::lynx::Lynx;
+use lynx::model::weights::WeightStore;
+use lynx::train::batch::BatchBuilder;
+use lynx::train::config::TrainPart;
+use lynx::train::params::TrainableParams;
+use lynx::train::rng::TrainRng;
+use lynx::train::trainer::batch_loss;
+
+fn tiny() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny")
+}
+
+fn sample(kind: MediaKind, file: &str, q: &str, a: &str) -> Sample {
+    Sample {
+        kind: SampleKind::Task,
+        task: Some("vqa".into()),
+        media: Some(Media {
+            kind,
+            source: MediaSource::Path(tiny().join(file)),
+        }),
+        turns: vec![Turn {
+            prompt: q.into(),
+            response: a.into(),
+        }],
+        dataset: 0,
+        origin: "test".into(),
+    }
+}
+
+fn value(t: &Tensor) -> f64 {
+    t.to_scalar::<f64>().unwrap()
+}
+
+#[test]
+fn trainable_gradients_match_finite_differences() {
+    let yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
+    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
+    let cfg = lynx_config(
+        &yaml,
+        read_llama_config(&tiny().join("vicuna")).unwrap(),
+        tok.vocab_size(),
+    )
+    .unwrap();
+    let store = Arc::new(WeightStore::new(release_mounts(&yaml).unwrap()));
+    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
+    let dev = Device::Cpu;
+    let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
+    let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
+    let builder = BatchBuilder {
+        tokenizer: Arc::new(tok),
+        format: PromptFormat {
+            template: yaml.prompt.clone(),
+            lower_text: true,
+        },
+        mean: yaml.image_mean,
+        std: yaml.image_std,
+        num_frames: cfg.num_frames,
+        max_seq_len: 64,
+    };
+    let mut rng = TrainRng::new(3, 0);
+    let samples = [
+        sample(
+            MediaKind::Image,
+            "data/images/img_a.jpg",
+            "What is in the image?",
+            "a platform",
+        ),
+        sample(
+            MediaKind::Video,
+            "data/videos/vid7.json",
+            "What moves?",
+            "a train",
+        ),
+    ];
+    let examples = samples
+        .iter()
+        .map(|s| builder.example(s, 56, &mut rng).unwrap())
+        .collect();
+    let mut batch = builder.collate(examples, &dev).unwrap();
+    // The builder makes f32 pixels; the f64 check needs them in f64.
+    for m in [&mut batch.images, &mut batch.videos].into_iter().flatten() {
+        m.1 = m.1.to_dtype(DType::F64).unwrap();
+    }
+    let loss = batch_loss(&model, &batch, 0.1).unwrap();
+    let grads = loss.backward().unwrap();
+
+    let vars: Vec<(String, Var)> = params.vars();
+    let names = [
+        "bridge.latents",
+        "bridge.layers.0.0.to_q.weight",
+        "bridge.layers.2.1.3.weight",
+        "bridge.norm.bias",
+        "LLM.model.layers.0.output_adapter.adapter_down.weight",
+        "LLM.model.layers.2.output_adapter.adapter_up.bias",
+        "LLM.model.layers.2.output_adapter.scaling",
+        "absolute_frame_pos_embed",
+    ];
+    let h = 1e-5;
+    for name in names {
+        let var = &vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} trains"))
+            .1;
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name} has a gradient"))
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let base = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let shape = var.as_tensor().shape().clone();
+        // The largest gradient entry and two others.
+        let top = (0..g.len())
+            .max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()))
+            .unwrap();
+        for i in [top, g.len() / 3, g.len() - 1] {
+            let probe = |delta: f64| {
+                let mut v = base.clone();
+                v[i] += delta;
+                var.set(&Tensor::from_vec(v, shape.clone(), &dev).unwrap())
+                    .unwrap();
+                value(&batch_loss(&model, &batch, 0.1).unwrap())
+            };
+            let numeric = (probe(h) - probe(-h)) / (2.0 * h);
+            var.set(&Tensor::from_vec(base.clone(), shape.clone(), &dev).unwrap())
+                .unwrap();
+            let err = (numeric - g[i]).abs();
+            assert!(
+                err <= 1e-6 + 1e-4 * numeric.abs().max(g[i].abs()),
+                "{name}[{i}]: analytic {} numeric {numeric}",
+                g[i]
+            );
+        }
+    }
+    // Frozen weights are plain tensors: they get no gradient at all.
+    assert!(params.vars().iter().all(|(n, _)| parts_only(n)));
+}
+
+fn parts_only(name: &str) -> bool {
+    name.starts_with("bridge.")
+        || name.contains(".output_adapter.")
+        || name == "absolute_frame_pos_embed"
+}
