@@ -175,9 +175,12 @@ impl RunCore {
     }
 }
 
-/// Each micro-batch's (loss, tokens, gradients by name), in micro-batch order. With more than
-/// one worker, micro-batch `i` runs on thread `i % workers`.
-type PerBatch = Vec<(f64, usize, Vec<(String, Tensor)>)>;
+/// One micro-batch's loss, tokens and gradients by name.
+type MicroGrads = (f64, usize, Vec<(String, Tensor)>);
+
+/// Each micro-batch's [`MicroGrads`], in micro-batch order. With more than one worker,
+/// micro-batch `i` runs on thread `i % workers`.
+type PerBatch = Vec<MicroGrads>;
 
 fn micro_gradients<B: Sync>(
     optim: &AdamW,
