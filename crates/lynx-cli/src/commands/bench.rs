@@ -1,14 +1,18 @@
 //! `lynx bench infer`: vision-encoder ms/image, bridge ms, prefill and decode tokens/s,
-//! end-to-end ms per answer and peak memory, for a preset with random weights or a real model
-//! (a benchmark, not a test; BENCHMARKS.md records runs beside tools/bench_reference.py).
+//! end-to-end ms per answer and peak memory, for a preset with random weights or a real model;
+//! `lynx bench train`: step time, tokens/s and peak memory of a training config's updates
+//! (benchmarks, not tests; BENCHMARKS.md records runs beside tools/bench_reference.py).
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lynx::bench::{random_model, run_infer, InferOptions, Preset};
+use lynx::bench::{
+    random_model, run_infer, run_train_bench, InferOptions, Preset, TrainBenchOptions,
+};
 use lynx::pipeline::{parse_device, parse_dtype};
+use lynx::train::stages::wants_workers;
 
 use super::model_args::ModelArgs;
 
@@ -22,6 +26,8 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Time inference: vision encoder, bridge, prefill, greedy/beam decoding, end to end.
     Infer(InferArgs),
+    /// Time training updates of a `lynx train` config (nothing is written to its output_dir).
+    Train(TrainArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -80,20 +86,107 @@ pub struct InferArgs {
     pub json: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// The training config (YAML), as for `lynx train`.
+    #[arg(long, short = 'c')]
+    pub config: PathBuf,
+    /// Override a config key: `--set batch_size=8`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Timed updates (the report gives mean, median, min and max).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed updates before them.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Reuse the first update's micro-batches for every update: times the model alone
+    /// (pretrain/finetune configs).
+    #[arg(long)]
+    pub fixed_batch: bool,
+    /// Write the first update's micro-batches to this safetensors file, for
+    /// `tools/bench_reference.py train` (pretrain/finetune configs).
+    #[arg(long)]
+    pub save_batch: Option<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// CPU threads of candle's kernels (sets RAYON_NUM_THREADS; default: that variable or all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also write the full report (every update's times) as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Infer(a) => infer(a),
+        BenchCommand::Train(a) => train(a),
     }
 }
 
-fn infer(args: InferArgs) -> anyhow::Result<()> {
-    if let Some(n) = args.threads {
+/// Sets RAYON_NUM_THREADS; before any kernel runs, since candle's matmul and rayon's pool read
+/// it once.
+fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
         if n == 0 {
             bail!("--threads must be at least 1");
         }
-        // Before any kernel runs: candle's matmul and rayon's pool read this variable.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
+    Ok(())
+}
+
+fn progress_bar(total: usize, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{elapsed}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("benchmarking");
+    bar
+}
+
+/// Writes `--json` output (a pretty-printed report) where asked.
+fn write_json(
+    path: &Option<PathBuf>,
+    text: impl FnOnce() -> serde_json::Result<String>,
+) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let text = text()?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    set_threads(args.threads)?;
+    // As `lynx train`: several micro-batch workers run candle's ops on one thread each.
+    if wants_workers(&args.config, &args.sets)? {
+        super::train::single_threaded_ops();
+    }
+    let opts = TrainBenchOptions {
+        steps: args.steps,
+        warmup: args.warmup,
+        fixed_batch: args.fixed_batch,
+        save_batch: args.save_batch.clone(),
+    };
+    let device = parse_device(args.device.as_deref())?;
+    let bar = progress_bar(opts.steps + opts.warmup, "updates");
+    let report = run_train_bench(&args.config, &args.sets, &opts, &device, &mut |i| {
+        bar.set_position(i as u64)
+    })
+    .with_context(|| format!("benchmarking training with {}", args.config.display()))?;
+    bar.finish_and_clear();
+    print!("{}", report.render());
+    write_json(&args.json, || serde_json::to_string_pretty(&report))
+}
+
+fn infer(args: InferArgs) -> anyhow::Result<()> {
+    set_threads(args.threads)?;
     let (model, name, parameters, default_res) = match args.preset {
         Some(p) => {
             let preset = Preset::from(p);
@@ -136,20 +229,11 @@ fn infer(args: InferArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         seed: args.seed,
     };
-    let bar = ProgressBar::new((opts.iters + opts.warmup) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} iterations ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message("benchmarking");
+    let bar = progress_bar(opts.iters + opts.warmup, "iterations");
     let report = run_infer(&model, &name, parameters, &opts, &mut |i| {
         bar.set_position(i as u64)
     })?;
     bar.finish_and_clear();
     print!("{}", report.render());
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    write_json(&args.json, || serde_json::to_string_pretty(&report))
 }

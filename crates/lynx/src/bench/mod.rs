@@ -1,10 +1,12 @@
 //! `lynx bench infer`: times the stages of answering a question about an image (vision encoder,
 //! bridge, LLM prefill, decoding) with HF-4.28 generation semantics, so the Rust engine can be
 //! compared side by side with PyTorch (tools/bench_reference.py measures the same quantities
-//! the same way). Results are medians over timed iterations; see BENCHMARKS.md.
+//! the same way). Results are medians over timed iterations; see BENCHMARKS.md. `lynx bench
+//! train` (train.rs) times training steps.
 
 pub mod presets;
 pub mod stats;
+pub mod train;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use crate::{Error, Result};
 
 pub use presets::{random_model, Preset, RandomModel};
 pub use stats::{current_rss_bytes, peak_rss_bytes, process_cpu_time, Stats};
+pub use train::{run_train_bench, TrainBenchOptions, TrainReport, TrainStepTimes};
 
 /// What to run: batch and sequence sizes, decoding and repetitions.
 #[derive(Debug, Clone, Serialize)]
@@ -181,29 +184,29 @@ impl StepModel for TimedSession<'_> {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
 /// Wall clock and process CPU time since a start.
-struct Clock {
+pub(crate) struct Clock {
     wall: Instant,
     cpu: Option<Duration>,
 }
 
 impl Clock {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self {
             cpu: process_cpu_time(),
             wall: Instant::now(),
         }
     }
 
-    fn wall_ms(&self) -> f64 {
+    pub(crate) fn wall_ms(&self) -> f64 {
         ms(self.wall.elapsed())
     }
 
-    fn cpu_ms(&self) -> Option<f64> {
+    pub(crate) fn cpu_ms(&self) -> Option<f64> {
         Some(ms(process_cpu_time()?.checked_sub(self.cpu?)?))
     }
 }
@@ -298,12 +301,12 @@ fn iteration(
 }
 
 /// Stats of values that every iteration has, else `None`.
-fn stats_opt(values: impl Iterator<Item = Option<f64>>) -> Option<Stats> {
+pub(crate) fn stats_opt(values: impl Iterator<Item = Option<f64>>) -> Option<Stats> {
     let v: Option<Vec<f64>> = values.collect();
     Stats::from_samples(&v?)
 }
 
-fn stats(values: impl Iterator<Item = f64>, what: &str) -> Result<Stats> {
+pub(crate) fn stats(values: impl Iterator<Item = f64>, what: &str) -> Result<Stats> {
     let v: Vec<f64> = values.collect();
     Stats::from_samples(&v)
         .ok_or_else(|| Error::Invalid(format!("bench: no valid samples for {what}")))
@@ -448,7 +451,7 @@ pub fn run_infer(
     })
 }
 
-fn mib(bytes: u64) -> f64 {
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 

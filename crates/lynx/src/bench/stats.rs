@@ -1,13 +1,16 @@
-//! Statistics and memory readings of `lynx bench`: median/min/max over timed iterations (the
-//! same definition as Python's `statistics.median`, so tools/bench_reference.py agrees) and the
+//! Statistics and memory readings of `lynx bench`: median/mean/min/max over timed iterations
+//! (the same definitions as Python's `statistics`, so tools/bench_reference.py agrees) and the
 //! process's peak resident set size from `/proc/self/status`.
 
 use serde::{Deserialize, Serialize};
 
-/// Median, minimum and maximum of a set of samples (times in ms, or rates).
+/// Median, mean, minimum and maximum of a set of samples (times in ms, or rates).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub median: f64,
+    /// Reports written before the mean was added lack it (read back as 0).
+    #[serde(default)]
+    pub mean: f64,
     pub min: f64,
     pub max: f64,
     /// Number of samples.
@@ -31,6 +34,7 @@ impl Stats {
         };
         Some(Self {
             median,
+            mean: s.iter().sum::<f64>() / n as f64,
             min: s[0],
             max: s[n - 1],
             n,
@@ -103,7 +107,10 @@ mod tests {
         let s = Stats::from_samples(&[5.0, 1.0, 3.0]).unwrap();
         assert_eq!((s.median, s.min, s.max, s.n), (3.0, 1.0, 5.0, 3));
         let s = Stats::from_samples(&[4.0, 1.0, 3.0, 10.0]).unwrap();
-        assert_eq!((s.median, s.min, s.max, s.n), (3.5, 1.0, 10.0, 4));
+        assert_eq!(
+            (s.median, s.mean, s.min, s.max, s.n),
+            (3.5, 4.5, 1.0, 10.0, 4)
+        );
         let s = Stats::from_samples(&[2.5]).unwrap();
         assert_eq!((s.median, s.min, s.max), (2.5, 2.5, 2.5));
         assert!(Stats::from_samples(&[]).is_none());
