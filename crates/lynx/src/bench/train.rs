@@ -191,12 +191,14 @@ fn lynx_step(
     opts: &TrainBenchOptions,
     warmup: bool,
 ) -> Result<TrainStepTimes> {
-    let data = Clock::start();
-    let drawn = match st.fixed {
-        Some(_) => None,
-        None => Some(t.next_update_batches()?),
+    let (drawn, data_ms, data_cpu) = match st.fixed {
+        Some(_) => (None, 0.0, Some(0.0)),
+        None => {
+            let data = Clock::start();
+            let drawn = t.next_update_batches()?;
+            (Some(drawn), data.wall_ms(), data.cpu_ms())
+        }
     };
-    let (data_ms, data_cpu) = (data.wall_ms(), data.cpu_ms());
     if st.first {
         st.first = false;
         if let (Some((_, b)), Some(path)) = (&drawn, &opts.save_batch) {
