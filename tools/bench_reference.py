@@ -18,6 +18,19 @@ the timed iterations (statistics.median). Peak memory: VmHWM of /proc/self/statu
 Run: /work/pyenv/bin/python tools/bench_reference.py --preset small --threads 1 --json out.json
      /work/pyenv/bin/python tools/bench_reference.py table rust.json=Rust torch.json=PyTorch
      (a Markdown table of reports side by side; `=label` names a column)
+
+Training (`train` mode, beside `lynx bench train`): the converted model of a `lynx train` config
+(model.dir) in the reference modules, the same parts trainable (train_parts: bridge, adapters,
+frame positions; ViT and LLM frozen with requires_grad=False), the micro-batches that
+`lynx bench train --fixed-batch --save-batch B` used, the reply-token loss of
+crates/lynx/src/train/trainer.rs (hidden states at the targets -> lm_head -> log-softmax ->
+NLL, label smoothing), torch.optim.AdamW (decay on rank >= 2 tensors outside no_decay),
+clip_grad_norm_, and the Rust run's learning rate per update. Each update (zero_grad, forward,
+backward, clip, step) is timed in wall and process CPU time; the losses are compared with the
+Rust run's (the same batch and weights give the same first loss):
+     lynx bench train --config examples/train-smoke/stage2.yaml --fixed-batch \
+         --save-batch /tmp/batch.safetensors --json rust.json
+     /work/pyenv/bin/python tools/bench_reference.py train --like rust.json --json torch.json
 """
 
 import argparse
@@ -30,6 +43,7 @@ import time
 
 import torch
 import transformers
+from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -139,7 +153,8 @@ def iteration(model, timer, pixels, ids, args, pad):
 
 def stats(values):
     values = list(values)
-    return dict(median=statistics.median(values), min=min(values), max=max(values), n=len(values))
+    return dict(median=statistics.median(values), mean=statistics.fmean(values), min=min(values),
+                max=max(values), n=len(values))
 
 
 def decode_report(iters, key, num_beams, batch, llm_tokens):
@@ -227,6 +242,10 @@ def table(paths):
 def main():
     if len(sys.argv) > 2 and sys.argv[1] == "table":
         print(table(sys.argv[2:]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "train":
+        import bench_train_reference
+        bench_train_reference.main(sys.argv[2:])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  epilog="`bench_reference.py table A.json[=label] B.json ...` prints a Markdown "
