@@ -28,6 +28,8 @@ pub enum Command {
     Data(crate::commands::data::DataArgs),
     /// OwlEval human evaluation: serve the rating page, report the scores.
     Rate(crate::commands::rate::RateArgs),
+    /// Benchmarks: `lynx bench infer` times the vision encoder, prefill and decoding.
+    Bench(crate::commands::bench::BenchArgs),
     /// Prompt templates per task: check a file, or expand it with an LLM (paper 2.4).
     Prompts(crate::commands::prompts::PromptsArgs),
     /// Plot loss and learning-rate curves of metrics.jsonl files.

@@ -31,8 +31,13 @@ pub const LABEL: &str = "embedded default model";
 
 /// The network configuration.
 pub fn config() -> Result<LynxConfig> {
-    serde_json::from_str(CONFIG)
-        .map_err(|e| Error::parse(format!("{LABEL}: config.json"), Some(e.line()), e.to_string()))
+    serde_json::from_str(CONFIG).map_err(|e| {
+        Error::parse(
+            format!("{LABEL}: config.json"),
+            Some(e.line()),
+            e.to_string(),
+        )
+    })
 }
 
 /// The runtime settings with `--set` overrides applied.
@@ -57,16 +62,17 @@ pub fn tokenizer() -> Result<LynxTokenizer> {
 
 /// The weights, decoded from the embedded safetensors bytes (on the CPU, as stored).
 pub fn tensors() -> Result<HashMap<String, Tensor>> {
-    candle_core::safetensors::load_buffer(WEIGHTS, &Device::Cpu).map_err(|e| {
-        Error::weights(LABEL, "*", format!("embedded model.safetensors: {e}"))
-    })
+    candle_core::safetensors::load_buffer(WEIGHTS, &Device::Cpu)
+        .map_err(|e| Error::weights(LABEL, "*", format!("embedded model.safetensors: {e}")))
 }
 
 /// Builds the model in `dtype` on `device`.
 pub fn load_model(dtype: DType, device: &Device) -> Result<(LynxConfig, LoadedModel)> {
     let cfg = config()?;
     let file = TensorFile::Map(tensors()?);
-    let store = Arc::new(WeightStore::new(vec![Mount::new(LABEL, "", "", true, file)]));
+    let store = Arc::new(WeightStore::new(vec![Mount::new(
+        LABEL, "", "", true, file,
+    )]));
     let loaded = load::build(&cfg, store, dtype, device)?;
     Ok((cfg, loaded))
 }
@@ -79,7 +85,11 @@ mod tests {
     fn embedded_files_agree() {
         let cfg = config().unwrap();
         let tok = tokenizer().unwrap();
-        assert_eq!(tok.vocab_size() + 1, cfg.vocab_size, "tokenizer + [PAD] = embedding rows");
+        assert_eq!(
+            tok.vocab_size() + 1,
+            cfg.vocab_size,
+            "tokenizer + [PAD] = embedding rows"
+        );
         let yaml = runtime(&[]).unwrap();
         assert_eq!(yaml.data.num_frames, cfg.num_frames);
         let t = tensors().unwrap();

@@ -2,6 +2,7 @@
 //! adapters), after "What Matters in Training a GPT4-Style Language Model with Multimodal Inputs?"
 //! and the official release bytedance/lynx-llm.
 
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod default_model;

@@ -31,10 +31,21 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn text_datasets() -> String {
-    ["caption", "vqa_color", "vqa_count", "text_instruct", "dialog"]
-        .iter()
-        .map(|f| format!("  - {{path: {}/train/{f}.jsonl, weight: 1.0}}\n", data().display()))
-        .collect()
+    [
+        "caption",
+        "vqa_color",
+        "vqa_count",
+        "text_instruct",
+        "dialog",
+    ]
+    .iter()
+    .map(|f| {
+        format!(
+            "  - {{path: {}/train/{f}.jsonl, weight: 1.0}}\n",
+            data().display()
+        )
+    })
+    .collect()
 }
 
 /// Mean loss of the first and last `k` updates.
@@ -66,7 +77,10 @@ fn tokenizer_then_language_model_then_instruction_tuning() {
     let tok_dir = tokenizer(dir);
     let tok = LynxTokenizer::from_dir(&tok_dir, TokenizerSource::Json).unwrap();
     let ids = tok.encode("There are two red circles.").unwrap();
-    assert_eq!(tok.decode(&ids, true).unwrap(), "There are two red circles.");
+    assert_eq!(
+        tok.decode(&ids, true).unwrap(),
+        "There are two red circles."
+    );
 
     let lm = format!(
         "stage: lm\nmodel: {{tokenizer: {}}}\nllm_config: {{hidden_size: 32, intermediate_size: 64, \
@@ -91,7 +105,12 @@ fn tokenizer_then_language_model_then_instruction_tuning() {
     assert!(names.contains(&"model.embed_tokens.weight".to_string()));
     assert!(names.contains(&"lm_head.weight".to_string()));
     assert!(names.iter().all(|n| !n.starts_with("LLM.")));
-    assert_eq!(LynxTokenizer::from_dir(&model, TokenizerSource::Auto).unwrap().vocab_size(), tok.vocab_size());
+    assert_eq!(
+        LynxTokenizer::from_dir(&model, TokenizerSource::Auto)
+            .unwrap()
+            .vocab_size(),
+        tok.vocab_size()
+    );
 
     let instruct = format!(
         "stage: lm_instruct\nmodel: {{llm: {}}}\ndatasets:\n  - {{path: {}/train/text_instruct.jsonl, weight: 1.0}}\n\
@@ -108,7 +127,11 @@ fn tokenizer_then_language_model_then_instruction_tuning() {
     assert!(last < first, "instruction loss {first} -> {last}");
     let tuned = hf(&r.output);
     let base = hf(&model);
-    assert_eq!(tuned.len(), base.len(), "same tensors as the LM it started from");
+    assert_eq!(
+        tuned.len(),
+        base.len(),
+        "same tensors as the LM it started from"
+    );
     let moved = base.iter().any(|(n, t)| {
         let d = (t - &tuned[n]).unwrap().abs().unwrap().max_all().unwrap();
         d.to_scalar::<f32>().unwrap() > 0.0
@@ -138,21 +161,32 @@ fn vision_pretraining_learns_and_writes_release_names() {
     assert!(last < first - 1.0, "vision loss {first} -> {last}");
     assert!(r.notes.contains("cls.place"), "{}", r.notes);
     let probe: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(r.output.join("probe.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(r.output.join("probe.json")).unwrap())
+            .unwrap();
     assert!(probe["patch.place"].as_f64().unwrap() > 0.3, "{probe}");
     let file = TensorFile::open(&r.output.join("vision_encoder.safetensors")).unwrap();
     let mut names = file.names();
     names.sort();
-    for want in ["patch_embed.proj.weight", "cls_token", "pos_embed", "blocks.0.attn.qkv.weight"] {
+    for want in [
+        "patch_embed.proj.weight",
+        "cls_token",
+        "pos_embed",
+        "blocks.0.attn.qkv.weight",
+    ] {
         assert!(names.contains(&want.to_string()), "{want} in {names:?}");
     }
-    assert!(names.iter().all(|n| !n.contains("pretrain_head")), "heads are dropped");
+    assert!(
+        names.iter().all(|n| !n.contains("pretrain_head")),
+        "heads are dropped"
+    );
     // The file is a vision encoder Lynx can load (as `vision_encoder_path`).
     let vc: lynx::model::vision::eva_vit::VisionConfig = serde_json::from_str(
         &std::fs::read_to_string(r.output.join("vision_config.json")).unwrap(),
     )
     .unwrap();
-    let t = candle_core::safetensors::load(r.output.join("vision_encoder.safetensors"), &Device::Cpu).unwrap();
+    let t =
+        candle_core::safetensors::load(r.output.join("vision_encoder.safetensors"), &Device::Cpu)
+            .unwrap();
     let vb = candle_nn::VarBuilder::from_tensors(t, DType::F32, &Device::Cpu);
     let vit = lynx::model::vision::eva_vit::EvaVit::new(&vc, vb).unwrap();
     let px = candle_core::Tensor::zeros((1, 3, 56, 56), DType::F32, &Device::Cpu).unwrap();
@@ -177,7 +211,11 @@ fn stage_configs_name_what_is_missing() {
     );
     let err = run_config_file(&bad, &[], &opts()).unwrap_err().to_string();
     assert!(err.contains("vision_config"), "{err}");
-    let bad = write(dir, "bad3.yaml", "stage: tokenizer\ndatasets: []\noutput_dir: o\n");
+    let bad = write(
+        dir,
+        "bad3.yaml",
+        "stage: tokenizer\ndatasets: []\noutput_dir: o\n",
+    );
     let err = run_config_file(&bad, &[], &opts()).unwrap_err().to_string();
     assert!(err.contains("datasets"), "{err}");
 }

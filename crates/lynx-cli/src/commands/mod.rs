@@ -1,6 +1,7 @@
 //! One file per `lynx` subcommand.
 
 pub mod ask;
+pub mod bench;
 pub mod convert;
 pub mod data;
 pub mod eval;
@@ -26,6 +27,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Data(args) => data::run(args),
         Command::Rate(args) => rate::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Prompts(args) => prompts::run(args),
         Command::Plot(args) => plot::run(args),
         Command::Recipe(args) => recipe::run(args),

@@ -9,5 +9,6 @@ pub mod lynx;
 pub mod mmap;
 pub mod nn;
 pub mod session;
+pub mod small_matmul;
 pub mod vision;
 pub mod weights;

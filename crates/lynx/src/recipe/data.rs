@@ -144,7 +144,7 @@ mod tests {
         for line in text.lines() {
             let v: Value = serde_json::from_str(line).unwrap();
             let conv = v["conversations"].as_array().unwrap();
-            assert!(conv.len() <= 4 && conv.len() % 2 == 0);
+            assert!(conv.len() <= 4 && conv.len().is_multiple_of(2));
             for pair in conv.chunks(2) {
                 let q = pair[0]["value"].as_str().unwrap();
                 assert!(q.contains('Q'), "{q}");

@@ -175,9 +175,12 @@ impl RunCore {
     }
 }
 
-/// Each micro-batch's (loss, tokens, gradients by name), in micro-batch order. With more than
-/// one worker, micro-batch `i` runs on thread `i % workers`.
-type PerBatch = Vec<(f64, usize, Vec<(String, Tensor)>)>;
+/// One micro-batch's loss, tokens and gradients by name.
+type MicroGrads = (f64, usize, Vec<(String, Tensor)>);
+
+/// Each micro-batch's [`MicroGrads`], in micro-batch order. With more than one worker,
+/// micro-batch `i` runs on thread `i % workers`.
+type PerBatch = Vec<MicroGrads>;
 
 fn micro_gradients<B: Sync>(
     optim: &AdamW,
@@ -186,7 +189,7 @@ fn micro_gradients<B: Sync>(
     workers: usize,
 ) -> Result<PerBatch> {
     let params = optim.params();
-    let one = |b: &B| -> Result<(f64, usize, Vec<(String, Tensor)>)> {
+    let one = |b: &B| -> Result<MicroGrads> {
         let (l, n) = loss(b)?;
         let value = l.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let store = l.backward()?;
@@ -200,8 +203,7 @@ fn micro_gradients<B: Sync>(
     if workers == 1 {
         return batches.iter().map(one).collect();
     }
-    let mut slots: Vec<Option<Result<(f64, usize, Vec<(String, Tensor)>)>>> =
-        (0..batches.len()).map(|_| None).collect();
+    let mut slots: Vec<Option<Result<MicroGrads>>> = (0..batches.len()).map(|_| None).collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {

@@ -317,11 +317,24 @@ impl Trainer {
     /// One update: `grad_accum` micro-batches, clipping, AdamW. A non-finite loss stops the run
     /// before the update, so the last checkpoint stays the last good state.
     pub fn train_step(&mut self) -> Result<StepStats> {
-        let t = self.core.step + 1;
-        let image_res = self.cfg.image_res_at(t);
+        let (image_res, batches) = self.next_update_batches()?;
+        self.update_on(image_res, &batches)
+    }
+
+    /// Draws the `grad_accum` micro-batches of the next update at its image resolution (the
+    /// data half of [`Trainer::train_step`]; `lynx bench train` times the halves apart).
+    pub fn next_update_batches(&mut self) -> Result<(usize, Vec<Batch>)> {
+        let image_res = self.cfg.image_res_at(self.core.step + 1);
         let batches = (0..self.cfg.grad_accum)
             .map(|_| self.next_batch(image_res))
             .collect::<Result<Vec<_>>>()?;
+        Ok((image_res, batches))
+    }
+
+    /// The compute half of [`Trainer::train_step`]: losses and gradients of `batches`,
+    /// clipping, AdamW and the metrics line of the next update.
+    pub fn update_on(&mut self, image_res: usize, batches: &[Batch]) -> Result<StepStats> {
+        let t = self.core.step + 1;
         let bridge = self.base.cfg.bridge.num_bridge_tokens;
         let (model, smoothing) = (&self.model, self.cfg.label_smoothing);
         let loss = move |b: &Batch| -> Result<MicroLoss> {
@@ -330,7 +343,7 @@ impl Trainer {
                 b.text_tokens + b.size * bridge,
             ))
         };
-        let (loss, grad_norm, lr, tokens) = self.core.update(&batches, &loss)?;
+        let (loss, grad_norm, lr, tokens) = self.core.update(batches, &loss)?;
         let stats = StepStats {
             step: t,
             loss,

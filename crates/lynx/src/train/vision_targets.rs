@@ -260,7 +260,7 @@ impl View {
     }
 
     /// A box of the original image in the patch grid's units (may extend outside the grid).
-    fn to_grid(&self, b: [f32; 4]) -> [f32; 4] {
+    fn to_grid(self, b: [f32; 4]) -> [f32; 4] {
         let sx = self.res as f32 / self.width / self.patch as f32;
         let sy = self.res as f32 / self.height / self.patch as f32;
         [

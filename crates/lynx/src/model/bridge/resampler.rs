@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::model::nn::{softmax_last_dim_f32, LayerNorm, Linear};
+use crate::model::nn::{gelu_erf, softmax_last_dim_f32, LayerNorm, Linear};
 use crate::Result;
 
 /// The resampler's sizes. `media_dim` is the vision encoder's width, `latent_dim` the LLM's.
@@ -54,12 +54,14 @@ struct PerceiverAttention {
 impl PerceiverAttention {
     fn new(cfg: &BridgeConfig, vb: VarBuilder) -> Result<Self> {
         let inner = cfg.num_heads * cfg.head_dim;
+        // The latent-side layers always see num_bridge_tokens rows per sample: input-major
+        // weights suit gemm there (nn::Linear::into_input_major).
         Ok(Self {
             norm_media: LayerNorm::load(vb.pp("norm_media"), cfg.media_dim, EPS)?,
             norm_latents: LayerNorm::load(vb.pp("norm_latents"), cfg.latent_dim, EPS)?,
-            to_q: Linear::load(vb.pp("to_q"), cfg.latent_dim, inner, false)?,
+            to_q: Linear::load(vb.pp("to_q"), cfg.latent_dim, inner, false)?.into_input_major(),
             to_kv: Linear::load(vb.pp("to_kv"), cfg.media_dim, 2 * inner, false)?,
-            to_out: Linear::load(vb.pp("to_out"), inner, cfg.latent_dim, false)?,
+            to_out: Linear::load(vb.pp("to_out"), inner, cfg.latent_dim, false)?.into_input_major(),
             num_heads: cfg.num_heads,
             head_dim: cfg.head_dim,
         })
@@ -98,13 +100,13 @@ impl FeedForward {
         let h = d * cfg.ff_mult;
         Ok(Self {
             norm: LayerNorm::load(vb.pp("0"), d, EPS)?,
-            fc1: Linear::load(vb.pp("1"), d, h, false)?,
-            fc2: Linear::load(vb.pp("3"), h, d, false)?,
+            fc1: Linear::load(vb.pp("1"), d, h, false)?.into_input_major(),
+            fc2: Linear::load(vb.pp("3"), h, d, false)?.into_input_major(),
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.fc1.forward(&self.norm.forward(x)?)?.gelu_erf()?;
+        let h = gelu_erf(&self.fc1.forward(&self.norm.forward(x)?)?)?;
         Ok(self.fc2.forward(&h)?)
     }
 }

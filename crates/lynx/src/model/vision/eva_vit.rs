@@ -11,7 +11,7 @@ use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::model::nn::{softmax_last_dim_f32, LayerNorm, Linear};
+use crate::model::nn::{gelu_erf, softmax_last_dim_f32, LayerNorm, Linear};
 use crate::model::vision::pos_embed::interpolate_pos_embed;
 use crate::Result;
 
@@ -69,8 +69,8 @@ impl Attention {
             None
         };
         Ok(Self {
-            qkv: Linear::new(weight, bias),
-            proj: Linear::load(vb.pp("proj"), w, w, true)?,
+            qkv: Linear::new(weight, bias).into_input_major(),
+            proj: Linear::load(vb.pp("proj"), w, w, true)?.into_input_major(),
             num_heads: cfg.num_heads,
             scale: ((w / cfg.num_heads) as f64).powf(-0.5),
         })
@@ -105,18 +105,20 @@ impl Block {
     fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
         let w = cfg.embed_dim;
         let h = cfg.mlp_hidden();
+        // Every ViT layer sees 1+N rows per image (257 at 224 px): input-major weights suit
+        // gemm there (nn::Linear::into_input_major); the same holds for `Attention::new`.
         Ok(Self {
             norm1: LayerNorm::load(vb.pp("norm1"), w, cfg.layer_norm_eps)?,
             attn: Attention::new(cfg, vb.pp("attn"))?,
             norm2: LayerNorm::load(vb.pp("norm2"), w, cfg.layer_norm_eps)?,
-            fc1: Linear::load(vb.pp("mlp.fc1"), w, h, true)?,
-            fc2: Linear::load(vb.pp("mlp.fc2"), h, w, true)?,
+            fc1: Linear::load(vb.pp("mlp.fc1"), w, h, true)?.into_input_major(),
+            fc2: Linear::load(vb.pp("mlp.fc2"), h, w, true)?.into_input_major(),
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
-        let h = self.fc1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?;
+        let h = gelu_erf(&self.fc1.forward(&self.norm2.forward(&x)?)?)?;
         Ok((&x + self.fc2.forward(&h)?)?)
     }
 }
