@@ -103,13 +103,15 @@ fn generate_answers_a_fresh_world_without_a_config() {
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["missing"].as_array().unwrap().len(), 0);
     let overall = r["overall"].as_f64().unwrap();
-    // Well above what answering without looking gets on this world (see docs/default-model.md
-    // for the full held-out report).
+    // Above what the model guesses without looking (docs/default-model.md has the full
+    // held-out report).
     assert!(overall >= MIN_OVERALL, "overall {overall}: {r}");
 }
 
-/// The rule-judged accuracy the test above asks of the default model on 24 fresh scenes.
-const MIN_OVERALL: f64 = 40.0;
+/// The rule-judged accuracy the test above asks of the default model on 24 fresh scenes. It
+/// scores 57.3% there, and 41.1% when every image is replaced by a grey one (what the language
+/// side guesses alone), so passing needs the image.
+const MIN_OVERALL: f64 = 50.0;
 
 #[test]
 fn real_photographs_of_any_size_do_not_crash() {

@@ -113,7 +113,13 @@ impl RecipePlan {
             dialog_turns: 6,
             lm: budget(600, 6, 2, 1e-3, 128),
             instruct: budget(150, 8, 2, 5e-4, 128),
-            vision_stage: budget(600, 16, 2, 1e-3, 0),
+            // Shapes and counts keep improving long after colours and places are learnt
+            // (probe at 600 vs 1200 steps: counts 43% -> 54%, colours per image 58% -> 76%).
+            vision_stage: Budget {
+                min_lr: 5e-5,
+                warmup_steps: 30,
+                ..budget(1200, 16, 2, 1.5e-3, 0)
+            },
             stage1: budget(300, 8, 2, 1e-3, 96),
             stage2: budget(1200, 8, 2, 1e-3, 160),
             workers: 2,
