@@ -255,6 +255,35 @@ pub trait TrainLoop {
     fn finish(&mut self) -> Result<()>;
 }
 
+/// Implements [`TrainLoop`] for a trainer with a `core: RunCore`, a `cfg` holding `max_steps`,
+/// `save_every` and `output_dir`, and inherent `train_step`, `save_checkpoint` and `export`
+/// methods: every stage's trainer has that shape and finishes by exporting to `output_dir/model`.
+macro_rules! impl_train_loop {
+    ($trainer:ty) => {
+        impl $crate::train::core::TrainLoop for $trainer {
+            fn done(&self) -> u64 {
+                self.core.step
+            }
+            fn max_steps(&self) -> u64 {
+                self.cfg.max_steps
+            }
+            fn save_every(&self) -> u64 {
+                self.cfg.save_every
+            }
+            fn train_step(&mut self) -> $crate::Result<$crate::train::core::StepStats> {
+                <$trainer>::train_step(self)
+            }
+            fn save_checkpoint(&mut self) -> $crate::Result<std::path::PathBuf> {
+                <$trainer>::save_checkpoint(self)
+            }
+            fn finish(&mut self) -> $crate::Result<()> {
+                self.export(&self.cfg.output_dir.join("model"))
+            }
+        }
+    };
+}
+pub(crate) use impl_train_loop;
+
 /// A progress bar on stderr (hidden when `show` is false).
 pub fn progress_bar(total: u64, show: bool, prefix: &str) -> indicatif::ProgressBar {
     let bar = if show {

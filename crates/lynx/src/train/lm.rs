@@ -23,7 +23,7 @@ use crate::model::weights::{Mount, WeightStore};
 use crate::train::batch::{Batch, BatchBuilder, Example};
 use crate::train::checkpoint::TrainState;
 use crate::train::config::{Stage, TrainConfig, TrainPart};
-use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore, StepStats, TrainLoop};
+use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore, StepStats};
 use crate::train::params::TrainableParams;
 use crate::train::rng::TrainRng;
 use crate::train::trainer::target_loss;
@@ -394,23 +394,4 @@ impl LmTrainer {
     }
 }
 
-impl TrainLoop for LmTrainer {
-    fn done(&self) -> u64 {
-        self.core.step
-    }
-    fn max_steps(&self) -> u64 {
-        self.cfg.max_steps
-    }
-    fn save_every(&self) -> u64 {
-        self.cfg.save_every
-    }
-    fn train_step(&mut self) -> Result<StepStats> {
-        LmTrainer::train_step(self)
-    }
-    fn save_checkpoint(&mut self) -> Result<PathBuf> {
-        LmTrainer::save_checkpoint(self)
-    }
-    fn finish(&mut self) -> Result<()> {
-        self.export(&self.cfg.output_dir.join("model"))
-    }
-}
+crate::train::core::impl_train_loop!(LmTrainer);

@@ -22,7 +22,7 @@ use crate::train::batch::{Batch, BatchBuilder, Example};
 use crate::train::checkpoint::{CheckpointManager, TrainState};
 use crate::train::config::{Stage, TrainConfig};
 pub use crate::train::core::StepStats;
-use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore, TrainLoop};
+use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore};
 use crate::train::params::TrainableParams;
 use crate::train::rng::TrainRng;
 use crate::{Error, Result};
@@ -425,26 +425,7 @@ impl Trainer {
     }
 }
 
-impl TrainLoop for Trainer {
-    fn done(&self) -> u64 {
-        self.core.step
-    }
-    fn max_steps(&self) -> u64 {
-        self.cfg.max_steps
-    }
-    fn save_every(&self) -> u64 {
-        self.cfg.save_every
-    }
-    fn train_step(&mut self) -> Result<StepStats> {
-        Trainer::train_step(self)
-    }
-    fn save_checkpoint(&mut self) -> Result<PathBuf> {
-        Trainer::save_checkpoint(self)
-    }
-    fn finish(&mut self) -> Result<()> {
-        self.export(&self.cfg.output_dir.join("model"))
-    }
-}
+crate::train::core::impl_train_loop!(Trainer);
 
 /// Loads a converted model directory written by a run.
 pub fn load_trained(dir: &Path) -> Result<(LynxConfig, LoadedModel)> {

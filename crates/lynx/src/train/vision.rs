@@ -22,7 +22,7 @@ use crate::model::vision::eva_vit::{EvaVit, VisionConfig};
 use crate::model::weights::{Mount, TensorFile, WeightStore};
 use crate::train::checkpoint::TrainState;
 use crate::train::config::{Stage, TrainConfig, TrainPart, VisionLossWeights};
-use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore, StepStats, TrainLoop};
+use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore, StepStats};
 use crate::train::params::{init_value, TrainableParams};
 use crate::train::rng::TrainRng;
 use crate::train::vision_targets::{
@@ -532,23 +532,4 @@ impl VisionTrainer {
     }
 }
 
-impl TrainLoop for VisionTrainer {
-    fn done(&self) -> u64 {
-        self.core.step
-    }
-    fn max_steps(&self) -> u64 {
-        self.cfg.max_steps
-    }
-    fn save_every(&self) -> u64 {
-        self.cfg.save_every
-    }
-    fn train_step(&mut self) -> Result<StepStats> {
-        VisionTrainer::train_step(self)
-    }
-    fn save_checkpoint(&mut self) -> Result<PathBuf> {
-        VisionTrainer::save_checkpoint(self)
-    }
-    fn finish(&mut self) -> Result<()> {
-        self.export(&self.cfg.output_dir.join("model"))
-    }
-}
+crate::train::core::impl_train_loop!(VisionTrainer);
