@@ -75,7 +75,7 @@ pub static PHRASINGS: &[Phrasing] = &[
             "The label shows a number. What is it?"
         ],
         [
-            "Read the number printed on the label.",
+            "Read out the digits on the label for me.",
             "What is the figure written on the tag?"
         ]
     ),
@@ -198,7 +198,7 @@ pub static PHRASINGS: &[Phrasing] = &[
             "Which are there more of in the photo, {a} or {b}?"
         ],
         [
-            "Which group is bigger, the {a} or the {b}?",
+            "Which group has more members: {a} or {b}?",
             "Of {a} and {b}, which kind appears more often?"
         ]
     ),
@@ -400,7 +400,7 @@ pub static PHRASINGS: &[Phrasing] = &[
         ],
         [
             "Does this scene happen after sunset?",
-            "Is it nighttime in the image?"
+            "Has the sun gone down in this scene?"
         ]
     ),
     p!(
@@ -503,7 +503,7 @@ pub static PHRASINGS: &[Phrasing] = &[
             "In the image, is the {a} to the left or the right of the {b}?"
         ],
         [
-            "On which side of the {b} is the {a}?",
+            "Looking at the {b}, does the {a} lie to its left or its right?",
             "Relative to the {b}, is the {a} further left or further right?"
         ]
     ),
@@ -644,7 +644,7 @@ pub static PHRASINGS: &[Phrasing] = &[
             "Please say whether the {a} moves {dir}."
         ],
         [
-            "Is the {a} heading {dir}?",
+            "Is {dir} the way the {a} is headed?",
             "Would you say the {a} travels {dir}?"
         ]
     ),
