@@ -287,6 +287,11 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
         serde_json::to_value(&plan.vision).map_err(json_err)?,
     );
     let cfg = plan::with(cfg, "image_res", json!(plan.image_res));
+    let cfg = plan::with(
+        cfg,
+        "vision_loss",
+        serde_json::to_value(&plan.vision_loss).map_err(json_err)?,
+    );
     let scenes = p.world.join("scenes.jsonl");
     let cfg = plan::with(cfg, "datasets", plan::datasets(&[(scenes.as_path(), 1.0)]));
     let cfg = plan::with(

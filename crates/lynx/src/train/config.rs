@@ -134,6 +134,10 @@ pub struct VisionLossWeights {
     pub count: f64,
     /// Image-level set of words and numbers, and the missing piece of a pattern.
     pub global: f64,
+    /// Extra factor on the per-patch shape target (on top of `patch`). Colours are read off
+    /// single pixels and learnt in a few hundred steps; shapes need edges across patches and
+    /// are learnt last, so the mixture can lean on them.
+    pub shape: f64,
 }
 
 impl Default for VisionLossWeights {
@@ -143,6 +147,7 @@ impl Default for VisionLossWeights {
             place: 1.0,
             count: 1.0,
             global: 1.0,
+            shape: 1.0,
         }
     }
 }

@@ -51,6 +51,8 @@ impl VisionConfig {
 
 struct Attention {
     qkv: Linear,
+    /// `q_bias` and `v_bias` while they train (otherwise they are inside `qkv`).
+    trained_bias: Option<(Tensor, Tensor)>,
     proj: Linear,
     num_heads: usize,
     scale: f64,
@@ -61,15 +63,22 @@ impl Attention {
         let w = cfg.embed_dim;
         let weight = vb.pp("qkv").get((3 * w, w), "weight")?;
         // The key projection has no bias: the release stores q_bias and v_bias only.
-        let bias = if cfg.qkv_bias {
+        let (bias, trained_bias) = if cfg.qkv_bias {
             let q = vb.get(w, "q_bias")?;
             let v = vb.get(w, "v_bias")?;
-            Some(Tensor::cat(&[&q, &q.zeros_like()?, &v], 0)?)
+            if q.track_op() || v.track_op() {
+                // Trained biases change in place every step: a concatenated copy made here
+                // would keep their first values, so `forward` concatenates them each time.
+                (None, Some((q, v)))
+            } else {
+                (Some(Tensor::cat(&[&q, &q.zeros_like()?, &v], 0)?), None)
+            }
         } else {
-            None
+            (None, None)
         };
         Ok(Self {
             qkv: Linear::new(weight, bias).into_input_major(),
+            trained_bias,
             proj: Linear::load(vb.pp("proj"), w, w, true)?.into_input_major(),
             num_heads: cfg.num_heads,
             scale: ((w / cfg.num_heads) as f64).powf(-0.5),
@@ -79,9 +88,11 @@ impl Attention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, n, c) = x.dims3()?;
         let hd = c / self.num_heads;
-        let qkv = self
-            .qkv
-            .forward(x)?
+        let mut qkv = self.qkv.forward(x)?;
+        if let Some((q, v)) = &self.trained_bias {
+            qkv = qkv.broadcast_add(&Tensor::cat(&[q, &q.zeros_like()?, v], 0)?)?;
+        }
+        let qkv = qkv
             .reshape((b, n, 3, self.num_heads, hd))?
             .permute((2, 0, 3, 1, 4))?;
         let q = (qkv.get(0)?.contiguous()? * self.scale)?;
@@ -184,6 +195,14 @@ impl EvaVit {
 
     /// The position embedding for a `grid`×`grid` patch layout.
     pub fn pos_embed_for_grid(&self, grid: usize) -> Result<Tensor> {
+        if (grid * grid + 1) == self.pos_embed.dim(1)? {
+            return Ok(self.pos_embed.clone());
+        }
+        if self.pos_embed.track_op() {
+            // A table being trained changes every step: a cached resize would go stale.
+            let pe = interpolate_pos_embed(&self.pos_embed.to_dtype(DType::F32)?, grid)?;
+            return Ok(pe.to_dtype(self.pos_embed.dtype())?);
+        }
         let mut cache = self
             .pos_cache
             .lock()
