@@ -1,6 +1,8 @@
 //! The trainable parts' gradients (bridge, adapters, frame positions) through the frozen LLM
 //! match central finite differences of the training loss, in f64 on the tiny fixture model.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -107,49 +109,15 @@ fn trainable_gradients_match_finite_differences() {
         "LLM.model.layers.2.output_adapter.scaling",
         "absolute_frame_pos_embed",
     ];
-    let h = 1e-5;
     for name in names {
         let var = &vars
             .iter()
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("{name} trains"))
             .1;
-        let g = grads
-            .get(var.as_tensor())
-            .unwrap_or_else(|| panic!("{name} has a gradient"))
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        let base = var
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        let shape = var.as_tensor().shape().clone();
-        // The largest gradient entry and two others.
-        let top = (0..g.len())
-            .max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()))
-            .unwrap();
-        for i in [top, g.len() / 3, g.len() - 1] {
-            let probe = |delta: f64| {
-                let mut v = base.clone();
-                v[i] += delta;
-                var.set(&Tensor::from_vec(v, shape.clone(), &dev).unwrap())
-                    .unwrap();
-                value(&batch_loss(&model, &batch, 0.1).unwrap())
-            };
-            let numeric = (probe(h) - probe(-h)) / (2.0 * h);
-            var.set(&Tensor::from_vec(base.clone(), shape.clone(), &dev).unwrap())
-                .unwrap();
-            let err = (numeric - g[i]).abs();
-            assert!(
-                err <= 1e-6 + 1e-4 * numeric.abs().max(g[i].abs()),
-                "{name}[{i}]: analytic {} numeric {numeric}",
-                g[i]
-            );
-        }
+        common::assert_gradient_matches(name, var, &grads, 1e-5, &[1.0 / 3.0, 1.0], || {
+            value(&batch_loss(&model, &batch, 0.1).unwrap())
+        });
     }
     // Frozen weights are plain tensors: they get no gradient at all.
     assert!(params.vars().iter().all(|(n, _)| parts_only(n)));

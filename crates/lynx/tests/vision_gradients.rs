@@ -1,6 +1,8 @@
 //! The EVA ViT's gradients, as the `vision` stage trains it (patch embedding, position table,
 //! attention, MLP, norms), match central finite differences of a loss in f64.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -64,44 +66,19 @@ fn vision_encoder_gradients_match_finite_differences() {
         "blocks.0.mlp.fc1.weight",
         "blocks.1.norm2.weight",
     ];
-    let h = 1e-6;
     for name in names {
         let var = &vars
             .iter()
             .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("{name}"))
+            .unwrap_or_else(|| panic!("{name} trains"))
             .1;
-        let g = grads
-            .get(var.as_tensor())
-            .unwrap_or_else(|| panic!("{name} has a gradient"))
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        let base = var
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        let shape = var.as_tensor().shape().clone();
-        for i in [0, 1, g.len() / 3, g.len() / 2 + 1, g.len() - 1] {
-            let at = |delta: f64| {
-                let mut v = base.clone();
-                v[i] += delta;
-                var.set(&Tensor::from_vec(v, shape.clone(), &dev).unwrap())
-                    .unwrap();
-                loss(&vit).to_scalar::<f64>().unwrap()
-            };
-            let numeric = (at(h) - at(-h)) / (2.0 * h);
-            var.set(&Tensor::from_vec(base.clone(), shape.clone(), &dev).unwrap())
-                .unwrap();
-            let err = (numeric - g[i]).abs();
-            assert!(
-                err <= 1e-6 + 1e-4 * numeric.abs().max(g[i].abs()),
-                "{name}[{i}]: analytic {} numeric {numeric}",
-                g[i]
-            );
-        }
+        common::assert_gradient_matches(
+            name,
+            var,
+            &grads,
+            1e-6,
+            &[0.0, 1.0 / 3.0, 0.5, 1.0],
+            || loss(&vit).to_scalar::<f64>().unwrap(),
+        );
     }
 }
