@@ -69,6 +69,9 @@ def questions(scene, places):
         for b in uniq[i + 1:]:
             (ax, _), (bx, _) = centre(a["bbox"]), centre(b["bbox"])
             if abs(ax - bx) >= 12:
+                # Objects are listed left to right: ask about the later one every other time.
+                if len(qs) % 2:
+                    a, b, ax, bx = b, a, bx, ax
                 side = "left" if ax < bx else "right"
                 qs.append(("Spatial", f"Compared with the {b['shape']}, is the {a['shape']} more to the left or more to the right?", [side]))
                 break
