@@ -73,7 +73,7 @@ def questions(scene, places):
                 if len(qs) % 2:
                     a, b, ax, bx = b, a, bx, ax
                 side = "left" if ax < bx else "right"
-                qs.append(("Spatial", f"Compared with the {b['shape']}, is the {a['shape']} more to the left or more to the right?", [side]))
+                qs.append(("Spatial", f"Starting from the {b['shape']}, would you turn left or right to find the {a['shape']}?", [side]))
                 break
         else:
             continue

@@ -533,7 +533,9 @@ fn training_files_follow_the_architecture_formats() {
             let uses_q = prompts[task][0].contains("{question}");
             if task == "dialog" {
                 let conv = r["conversations"].as_array().unwrap();
-                assert!(conv.len() >= 4 && conv.len() % 2 == 0);
+                // Whole exchanges; most dialogs have two to five, and when a scene offers one
+                // question and no description was drawn, one (about 1% of them).
+                assert!(conv.len() >= 2 && conv.len() % 2 == 0, "{r}");
                 assert_eq!(conv[0]["from"], "human");
                 assert_eq!(conv[1]["from"], "gpt");
             } else {

@@ -2,7 +2,10 @@
 //! (Section 3.1) when no LLM is at hand. Both texts are normalised (case, punctuation,
 //! articles, number words, yes/no variants); an answer is right when one ground-truth
 //! alternative appears in it as a whole-word phrase. For a yes/no ground truth the first yes/no
-//! word of the answer decides, so "No, it is not, yes it looks like..." counts as "no".
+//! word of the answer decides, so "No, it is not, yes it looks like..." counts as "no". In the
+//! same way, when the question offers both sides of a pair ("left or right", "above or below")
+//! the side the answer names first decides: "to the right of it, going from left to right"
+//! answers "right", not both.
 
 use super::scoring::{Judge, JudgeOutcome, JudgeQuery};
 use crate::Result;
@@ -71,14 +74,38 @@ fn contains_phrase(hay: &[String], needle: &[String]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Whether `prediction` implies one of `answers` under the rule above.
-pub fn rule_verdict(prediction: &str, answers: &[String]) -> bool {
+/// Pairs of opposite words that either-or questions offer.
+const OPPOSITES: [(&str, &str); 4] = [
+    ("left", "right"),
+    ("above", "below"),
+    ("up", "down"),
+    ("top", "bottom"),
+];
+
+/// The first of `a` and `b` in `words`.
+fn first_of<'w>(words: &'w [String], a: &str, b: &str) -> Option<&'w String> {
+    words.iter().find(|w| *w == a || *w == b)
+}
+
+/// Whether `prediction` implies one of `answers` to `question` under the rules above.
+pub fn rule_verdict(question: &str, prediction: &str, answers: &[String]) -> bool {
     let pred = normalize(prediction);
-    let first_polar = pred.iter().find(|w| *w == "yes" || *w == "no");
+    let asked = normalize(question);
+    let first_polar = first_of(&pred, "yes", "no");
+    // The pair a one-word alternative belongs to, when the question offers both of its words.
+    let offered = |w: &str| {
+        OPPOSITES.iter().find(|(a, b)| {
+            (w == *a || w == *b) && asked.iter().any(|q| q == a) && asked.iter().any(|q| q == b)
+        })
+    };
     alternatives(answers)
         .iter()
         .any(|alt| match alt.as_slice() {
             [w] if w == "yes" || w == "no" => first_polar == Some(w),
+            [w] => match offered(w) {
+                Some((a, b)) => first_of(&pred, a, b) == Some(w),
+                None => contains_phrase(&pred, alt),
+            },
             _ => contains_phrase(&pred, alt),
         })
 }
@@ -98,7 +125,7 @@ impl Judge for RuleJudge {
         Ok(queries
             .iter()
             .map(|q| JudgeOutcome::Verdict {
-                correct: rule_verdict(q.prediction, q.answers),
+                correct: rule_verdict(q.question, q.prediction, q.answers),
                 reply: None,
             })
             .collect())
@@ -110,7 +137,7 @@ mod tests {
     use super::*;
 
     fn v(pred: &str, gt: &str) -> bool {
-        rule_verdict(pred, &[gt.to_string()])
+        rule_verdict("", pred, &[gt.to_string()])
     }
 
     #[test]
@@ -136,7 +163,29 @@ mod tests {
         assert!(!v("a store", "department store or Clothing store"));
         assert!(v("The time is 7:46.", "7 46"));
         assert!(!v("", "white"));
-        assert!(rule_verdict("grey", &["white".into(), "grey".into()]));
+        assert!(rule_verdict("", "grey", &["white".into(), "grey".into()]));
+    }
+
+    #[test]
+    fn either_or_questions_take_the_side_named_first() {
+        let q = "Is the circle to the left or to the right of the star?";
+        let gt = ["left".to_string(), "to the left".to_string()];
+        assert!(rule_verdict(q, "Left.", &gt));
+        assert!(rule_verdict(q, "It is on the left, not the right.", &gt));
+        assert!(!rule_verdict(q, "Right, going from left to right.", &gt));
+        assert!(!rule_verdict(q, "to the right of the star", &gt));
+        // A question that offers only one side keeps plain containment.
+        let q = "Which shape is on the left?";
+        assert!(rule_verdict(
+            q,
+            "The circle, to the right of the left edge",
+            &["circle".into()]
+        ));
+        assert!(rule_verdict(
+            "Where does the star move?",
+            "it moves from right to left",
+            &["left".into()]
+        ));
     }
 
     #[test]

@@ -192,7 +192,13 @@ pub fn evaluate(
         let correct = images
             .iter()
             .zip(&answers)
-            .filter(|(i, a)| crate::eval::rule_judge::rule_verdict(a, &i.annotation.answers))
+            .filter(|(i, a)| {
+                crate::eval::rule_judge::rule_verdict(
+                    &i.annotation.question,
+                    a,
+                    &i.annotation.answers,
+                )
+            })
             .count();
         lengths.push(LengthStat {
             instruction: format!("question +{suffix:?} ({label})"),
