@@ -426,6 +426,72 @@ fn test_files_cover_every_class_and_unseen_phrasings_are_new() {
     }
 }
 
+/// Questions of every training record, in file order.
+fn train_questions(root: &Path) -> Vec<String> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(root.join("train"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for p in names {
+        for r in jsonl(&p) {
+            if let Some(q) = r["question"].as_str() {
+                out.push(q.to_string());
+            }
+            for t in r["conversations"].as_array().into_iter().flatten() {
+                if t["from"] == "human" {
+                    out.push(t["value"].as_str().unwrap().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn paraphrasing_changes_only_training_questions_and_never_gives_unseen_ones() {
+    let (plain, para) = (tmp("para-off"), tmp("para-on"));
+    generate_world(&cfg(5, 40, 20), &plain, false).unwrap();
+    let on = SynthConfig {
+        paraphrase: 1.0,
+        ..cfg(5, 40, 20)
+    };
+    generate_world(&on, &para, false).unwrap();
+    let (fa, fb) = (files(&plain), files(&para));
+    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
+    for (k, v) in &fa {
+        let is_train_text = k.starts_with("train") && k.extension().is_some_and(|x| x == "jsonl");
+        if !is_train_text && k != Path::new("summary.json") && k != Path::new("README.md") {
+            assert!(v == &fb[k], "{} changed with paraphrasing", k.display());
+        }
+    }
+    let (qa, qb) = (train_questions(&plain), train_questions(&para));
+    assert_eq!(qa.len(), qb.len());
+    // Paraphrases are lower case (the model lower-cases prompts): count other changes.
+    let changed = qa
+        .iter()
+        .zip(&qb)
+        .filter(|(a, b)| a.to_lowercase() != b.to_lowercase())
+        .count();
+    assert!(changed * 2 > qa.len(), "{changed} of {} changed", qa.len());
+    let lower: Vec<String> = qb.iter().map(|q| q.to_lowercase()).collect();
+    for f in ["open_vqa_images_unseen", "open_vqa_videos_unseen"] {
+        for r in jsonl(&para.join("test").join(format!("{f}.jsonl"))) {
+            let q = r["question"].as_str().unwrap().to_lowercase();
+            let q = q.trim_end_matches(['?', '.']);
+            assert!(
+                !lower.iter().any(|t| t.contains(q)),
+                "unseen question {q} occurs in training"
+            );
+        }
+    }
+    for d in [plain, para] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
 /// The thing counted in a counting question, using the phrasings files.
 fn counted_thing(q: &str, phrasings: &[String]) -> Option<String> {
     phrasings.iter().find_map(|p| {

@@ -49,6 +49,10 @@ pub struct SynthArgs {
     /// Training questions per Open-VQA class per scene.
     #[arg(long, default_value_t = 2)]
     pub qa_per_class: usize,
+    /// Share of training questions given a surface paraphrase (lead-ins, closings, synonyms);
+    /// held-out phrasings are never produced.
+    #[arg(long, default_value_t = 0.0)]
+    pub paraphrase: f64,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -70,6 +74,7 @@ fn synth(a: SynthArgs) -> anyhow::Result<()> {
         test_count: a.test_count,
         text_count: a.text_count,
         qa_per_class: a.qa_per_class,
+        paraphrase: a.paraphrase,
     };
     let start = Instant::now();
     let summary = generate_world(&cfg, &a.out, !a.quiet)

@@ -83,6 +83,7 @@ impl RecipePlan {
                 test_count: 200,
                 text_count: Some(3000),
                 qa_per_class: 2,
+                paraphrase: 0.0,
             },
             vocab_size: 1000,
             llm: LlamaConfig {

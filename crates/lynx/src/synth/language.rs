@@ -5,6 +5,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::attributes::describe_groups;
+use super::paraphrase::Paraphraser;
 use super::questions::{position_phrase, refer, Qa};
 use super::video_questions::{event_sentence, motion_of};
 use super::vocab::{capitalize, join_and, number_word, with_article, Color, Place, Shape, WORDS};
@@ -163,9 +164,15 @@ const STORY_ASK: [&str; 3] = [
     "Tell me a short story inspired by this image.",
 ];
 
-/// A multi-turn dialog: maybe a description, two or three questions answered with reasons,
-/// maybe a story. Returns (from, value) turns, human first.
-pub fn dialog(scene: &Scene, qas: &[Qa], rng: &mut ChaCha8Rng) -> Vec<(&'static str, String)> {
+/// A multi-turn dialog: maybe a description, two or three questions answered with reasons (in
+/// training phrasings, paraphrased by `para`), maybe a story. Returns (from, value) turns, human
+/// first.
+pub fn dialog(
+    scene: &Scene,
+    qas: &[Qa],
+    rng: &mut ChaCha8Rng,
+    para: &mut Paraphraser,
+) -> Vec<(&'static str, String)> {
     let mut turns = Vec::new();
     if rng.random_bool(0.5) || qas.is_empty() {
         let ask = if scene.is_video() {
@@ -186,7 +193,8 @@ pub fn dialog(scene: &Scene, qas: &[Qa], rng: &mut ChaCha8Rng) -> Vec<(&'static 
             continue;
         }
         used.push(k);
-        let q = format!("{}{}", qas[k].phrase(rng, false), pick(rng, &FOLLOW_UP));
+        let q = para.apply(&qas[k], qas[k].phrase(rng, false));
+        let q = format!("{q}{}", pick(rng, &FOLLOW_UP));
         turns.push(("human", q));
         turns.push(("gpt", qas[k].explanation.clone()));
     }

@@ -24,7 +24,9 @@
 //!   `vqa_{ocr,count,reasoning,place,color,spatial,action,shape}`, `vqa_explain` (answers are
 //!   sentences with a reason), `video_action`, `video_qa`, `video_caption`, `dialog`,
 //!   `text_instruct`; `train/prompts.yaml` (templates per task), `train/stage1.yaml`,
-//!   `train/stage2.yaml` (suggested mixtures), `train/question_phrasings.yaml`.
+//!   `train/stage2.yaml` (suggested mixtures), `train/question_phrasings.yaml`. With
+//!   `paraphrase` above 0, that share of training questions gets a surface paraphrase
+//!   (`paraphrase.rs`); media, scenes and the test split do not change.
 //! - `test/`: held-out scenes (their own seed stream and ids `test_NNNNNN`), `scenes.jsonl`,
 //!   `open_vqa_images.jsonl`, `open_vqa_videos.jsonl` (official Open-VQA line format, media
 //!   paths relative to `test/`), the same questions with held-out phrasings in
@@ -37,6 +39,7 @@
 
 pub mod attributes;
 pub mod language;
+pub mod paraphrase;
 pub mod phrasings;
 pub mod placer;
 pub mod places;

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::language::{detailed_caption, dialog, short_caption};
+use super::paraphrase::Paraphraser;
 use super::questions::{scene_questions, Qa, VqaClass};
 use super::records::{scene_json, OpenVqaRec, Record};
 use super::render::{png_bytes, render_image};
@@ -42,6 +43,10 @@ pub struct SynthConfig {
     pub text_count: Option<usize>,
     /// Training questions per class per scene.
     pub qa_per_class: usize,
+    /// Share of training questions given a surface paraphrase (`paraphrase.rs`): lead-ins,
+    /// closings, synonyms. 0 writes the hand-written phrasings only.
+    #[serde(default)]
+    pub paraphrase: f64,
 }
 
 impl Default for SynthConfig {
@@ -55,6 +60,7 @@ impl Default for SynthConfig {
             test_count: 200,
             text_count: None,
             qa_per_class: 2,
+            paraphrase: 0.0,
         }
     }
 }
@@ -77,6 +83,12 @@ impl SynthConfig {
             return Err(Error::config(
                 "frames",
                 format!("{} is not in 4..=64", self.frames),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.paraphrase) {
+            return Err(Error::config(
+                "paraphrase",
+                format!("{} is not in 0..=1", self.paraphrase),
             ));
         }
         if self.qa_per_class == 0 {
@@ -230,6 +242,8 @@ fn build_scene(cfg: &SynthConfig, root: &Path, split: Split, index: usize) -> Re
             }
         }
         _ => {
+            // Paraphrases draw from their own stream: the questions asked stay the same.
+            let mut para = Paraphraser::new(cfg.paraphrase, scene_rng(cfg.seed, split, index, 2));
             let m = format!("../{media}");
             let rec = |task: &'static str, question: Option<String>, answer: String| {
                 Record::task(task, &m, video, question, answer)
@@ -263,7 +277,7 @@ fn build_scene(cfg: &SynthConfig, root: &Path, split: Split, index: usize) -> Re
                         class.task(),
                         rec(
                             class.task(),
-                            Some(q.phrase(&mut qrng, false)),
+                            Some(para.apply(q, q.phrase(&mut qrng, false))),
                             q.answer.clone(),
                         ),
                     )?;
@@ -275,12 +289,12 @@ fn build_scene(cfg: &SynthConfig, root: &Path, split: Split, index: usize) -> Re
                     "vqa_explain",
                     rec(
                         "vqa_explain",
-                        Some(q.phrase(&mut qrng, false)),
+                        Some(para.apply(q, q.phrase(&mut qrng, false))),
                         q.explanation.clone(),
                     ),
                 )?;
             }
-            let turns = dialog(&scene, &qas, &mut qrng);
+            let turns = dialog(&scene, &qas, &mut qrng, &mut para);
             push("dialog", Record::dialog(&m, video, turns))?;
         }
     }
