@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod convert;
+pub mod fused;
 pub mod llm;
 pub mod load;
 pub mod lynx;

@@ -1,13 +1,17 @@
 //! Shared layers of the model files: a linear layer whose frozen weight costs no gradient, and
-//! norms/softmax that take candle's fused kernels at inference and differentiable paths in training.
+//! norms/softmax/GELU that take candle's fused kernels at inference and differentiable ones in
+//! training.
 //!
 //! candle's fused `softmax_last_dim`, `rms_norm` and `layer_norm` have no backward pass, and its
 //! matmul backward always computes the right-hand operand's gradient. Training Lynx (paper 2.3)
-//! sends gradients through the frozen LLM to the bridge, so both matter here.
+//! sends gradients through the frozen LLM to the bridge, so both matter here. In training, f32 on
+//! the CPU takes the one-pass kernels of `fused.rs`; other dtypes and devices take candle's ops.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Storage, Tensor, D};
 use candle_nn::VarBuilder;
+
+use super::fused;
 
 /// `x` in f32, or as is when it is already f64 (gradient checks run the model in f64).
 pub fn at_least_f32(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -187,7 +191,14 @@ impl LayerNorm {
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         // candle's fused kernel has no backward pass and no f64 version.
-        if tracks(&[x, &self.weight, &self.bias]) || x.dtype() == DType::F64 {
+        if fused::applies(&[x, &self.weight, &self.bias]) && tracks(&[x, &self.weight, &self.bias])
+        {
+            let op = fused::LayerNormOp {
+                eps: self.eps as f32,
+            };
+            x.contiguous()?
+                .apply_op3(&self.weight.contiguous()?, &self.bias.contiguous()?, op)
+        } else if tracks(&[x, &self.weight, &self.bias]) || x.dtype() == DType::F64 {
             let dtype = x.dtype();
             let x = at_least_f32(x)?;
             let mean = x.mean_keepdim(D::Minus1)?;
@@ -222,7 +233,12 @@ impl RmsNorm {
 
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if tracks(&[x, &self.weight]) || x.dtype() == DType::F64 {
+        if fused::applies(&[x, &self.weight]) && tracks(&[x, &self.weight]) {
+            let op = fused::RmsNormOp {
+                eps: self.eps as f32,
+            };
+            x.contiguous()?.apply_op2(&self.weight.contiguous()?, op)
+        } else if tracks(&[x, &self.weight]) || x.dtype() == DType::F64 {
             let dtype = x.dtype();
             let xf = at_least_f32(x)?;
             let var = xf.sqr()?.mean_keepdim(D::Minus1)?;
@@ -238,7 +254,9 @@ impl Module for RmsNorm {
 pub fn softmax_last_dim_f32(x: &Tensor) -> candle_core::Result<Tensor> {
     let dtype = x.dtype();
     let xf = at_least_f32(x)?;
-    let y = if xf.track_op() || xf.dtype() == DType::F64 {
+    let y = if xf.track_op() && fused::applies(&[&xf]) {
+        xf.contiguous()?.apply_op1(fused::SoftmaxOp)?
+    } else if xf.track_op() || xf.dtype() == DType::F64 {
         candle_nn::ops::softmax(&xf, D::Minus1)?
     } else {
         candle_nn::ops::softmax_last_dim(&xf)?
@@ -252,113 +270,15 @@ pub fn softmax_last_dim_f32(x: &Tensor) -> candle_core::Result<Tensor> {
 /// per element (an eighth of the ViT's time). Its erf is a rational fit within 4e-7 of the
 /// exact value (tools/fit_erf.py); libm's is within 5e-8, torch's vectorised one is also a fit.
 pub fn gelu_erf(x: &Tensor) -> candle_core::Result<Tensor> {
-    if x.track_op() || !x.device().is_cpu() || x.dtype() != DType::F32 || !gelu::available() {
+    if !fused::applies(&[x]) {
         return x.gelu_erf();
     }
-    x.contiguous()?.apply_op1_no_bwd(&gelu::GeluErf)
-}
-
-mod gelu {
-    use std::sync::OnceLock;
-
-    use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
-    use rayon::prelude::*;
-
-    /// erf(x) = x · P(x²) / Q(x²) on |x| <= CLAMP, lowest degree first (tools/fit_erf.py).
-    const P: [f32; 7] = [
-        1.128_379_2e0,
-        1.845_643e-1,
-        5.435_293e-2,
-        3.838_943_3e-3,
-        3.843_171_2e-4,
-        4.825_823_6e-6,
-        -1.388_347_6e-8,
-    ];
-    const Q: [f32; 6] = [
-        1.0,
-        4.968_994e-1,
-        1.138_011_3e-1,
-        1.545_768e-2,
-        1.311_689_2e-3,
-        6.444_452_3e-5,
-    ];
-    /// Beyond this erf is ±1 to f32 precision.
-    const CLAMP: f32 = 3.92;
-
-    pub(super) fn available() -> bool {
-        static AVAILABLE: OnceLock<bool> = OnceLock::new();
-        *AVAILABLE.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                false
-            }
-        })
-    }
-
-    #[inline(always)]
-    fn gelu_one(v: f32) -> f32 {
-        let z = v * std::f32::consts::FRAC_1_SQRT_2;
-        let z = z.clamp(-CLAMP, CLAMP);
-        let t = z * z;
-        let mut num = P[6];
-        for c in P[..6].iter().rev() {
-            num = num.mul_add(t, *c);
-        }
-        let mut den = Q[5];
-        for c in Q[..5].iter().rev() {
-            den = den.mul_add(t, *c);
-        }
-        0.5 * v * (1.0 + z * num / den)
-    }
-
-    /// The loop, compiled with AVX2 and FMA so it vectorises and `mul_add` is one instruction.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn gelu_slice(xs: &[f32], ys: &mut [f32]) {
-        for (y, &v) in ys.iter_mut().zip(xs) {
-            *y = gelu_one(v);
-        }
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn gelu_slice(xs: &[f32], ys: &mut [f32]) {
-        for (y, &v) in ys.iter_mut().zip(xs) {
-            *y = gelu_one(v);
-        }
-    }
-
-    pub(super) struct GeluErf;
-
-    impl CustomOp1 for GeluErf {
-        fn name(&self) -> &'static str {
-            "gelu-erf-f32"
-        }
-
-        fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-            let (CpuStorage::F32(xs), Some((a, b))) = (s, l.contiguous_offsets()) else {
-                candle_core::bail!("gelu: input must be contiguous f32");
-            };
-            if !available() {
-                candle_core::bail!("gelu: this CPU lacks AVX2/FMA");
-            }
-            let xs = &xs[a..b];
-            let mut ys = vec![0f32; xs.len()];
-            const CHUNK: usize = 1 << 14;
-            // SAFETY: only reached when AVX2 and FMA were detected (checked above).
-            let run = |(y, x): (&mut [f32], &[f32])| unsafe { gelu_slice(x, y) };
-            if candle_core::utils::get_num_threads() > 1 && xs.len() > 4 * CHUNK {
-                ys.par_chunks_mut(CHUNK)
-                    .zip(xs.par_chunks(CHUNK))
-                    .for_each(run);
-            } else {
-                run((&mut ys, xs));
-            }
-            Ok((CpuStorage::F32(ys), l.shape().clone()))
-        }
+    if x.track_op() {
+        x.contiguous()?.apply_op1(fused::GeluErfOp)
+    } else if fused::simd_available() {
+        x.contiguous()?.apply_op1_no_bwd(&fused::GeluErfOp)
+    } else {
+        x.gelu_erf()
     }
 }
 
