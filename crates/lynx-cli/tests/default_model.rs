@@ -39,10 +39,11 @@ fn ask(media: &[&str], question: &str) -> String {
 
 #[test]
 fn ask_needs_nothing_but_an_image() {
-    // The README's first command, and the facts of examples/images (see its README).
+    // The README's first command (snow), and the facts of examples/images (see its README).
     let forest = ["--image", "examples/images/forest.png"];
     assert!(ask(&forest, "Where was this picture taken?").contains("forest"));
-    assert!(ask(&forest, "What shape is the pink object?").contains("square"));
+    // No shape question here: the default model names the shape of a given object right only
+    // about half of the time (docs/default-model.md, class Others), so one answer proves nothing.
     let snow = ["--image", "examples/images/snow.png"];
     assert!(ask(&snow, "Where is this?").contains("snow"));
     assert!(ask(&snow, "What color is the hexagon?").contains("purple"));
@@ -110,7 +111,7 @@ fn generate_answers_a_fresh_world_without_a_config() {
 }
 
 /// The rule-judged accuracy the test above asks of the default model on 24 fresh scenes. It
-/// scores 57.3% there, and 43.5% when every image is replaced by a grey one (what the language
+/// scores 58.1% there, and 41.1% when every image is replaced by a grey one (what the language
 /// side guesses alone), so passing needs the image.
 const MIN_OVERALL: f64 = 50.0;
 
