@@ -42,8 +42,9 @@ pub use plan::{Budget, RecipePlan};
 /// tokens carry shapes. But raising `vqa_shape` to 3 or 4 (packed 3 or 2) lifts it only
 /// to 25-28% and costs places and colours. Overall it did not help: held-out seen phrasings
 /// 59.7% and 60.7%, against 63.5% for this mix.
-/// The trainable part (bridge and adapters, 1M parameters, 1800 steps) cannot fit every
-/// task at once; the learnt share follows the mix.
+/// The learnt share follows the mix. Neither 900 more updates of this mix nor a bridge of
+/// depth 4 with `ff_mult` 4 lifted the shape fit (15% and 19%). So the limit is interference
+/// between tasks, or the adapters, not the bridge's size or the number of steps.
 pub const STAGE2_MIX: [(&str, f64); 16] = [
     ("vqa_packed.jsonl", 6.0),
     ("vqa_ocr.jsonl", 0.6),
