@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates examples/images and examples/videos: scenes of the generated world (issue 4) at a
-# seed the default model was not trained on. The README's first command asks about snow.png.
+# seed the default model was not trained on. The README's first command asks about forest.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 world="$(mktemp -d)"

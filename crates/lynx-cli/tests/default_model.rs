@@ -39,14 +39,17 @@ fn ask(media: &[&str], question: &str) -> String {
 
 #[test]
 fn ask_needs_nothing_but_an_image() {
-    // The README's first command (snow), and the facts of examples/images (see its README).
+    // The README's first command (forest, with a reason asked for) and the places of
+    // examples/images (see its README). No colour or shape questions here: the default model
+    // answers those right about two times in three and half the time (docs/default-model.md),
+    // so one answer proves nothing; the accuracy test below measures them on 24 scenes.
     let forest = ["--image", "examples/images/forest.png"];
+    let explained = ask(&forest, "What kind of place is this? Explain your answer.");
+    assert!(explained.contains("forest"), "{explained}");
+    assert!(explained.split_whitespace().count() >= 8, "{explained}");
     assert!(ask(&forest, "Where was this picture taken?").contains("forest"));
-    // No shape question here: the default model names the shape of a given object right only
-    // about half of the time (docs/default-model.md, class Others), so one answer proves nothing.
     let snow = ["--image", "examples/images/snow.png"];
     assert!(ask(&snow, "Where is this?").contains("snow"));
-    assert!(ask(&snow, "What color is the hexagon?").contains("purple"));
     // A video (the official JSON list of base64 frames).
     let video = ask(
         &["--video", "examples/videos/shrinking-cross.json"],

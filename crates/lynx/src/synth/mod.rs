@@ -23,7 +23,7 @@
 //!   `pairs` (stage-1 short and detailed captions), `caption`, `caption_detailed`, `place`,
 //!   `vqa_{ocr,count,reasoning,place,color,spatial,action,shape}`, `vqa_explain` (answers are
 //!   sentences with a reason), `video_action`, `video_qa`, `video_caption`, `dialog`,
-//!   `text_instruct`; `train/prompts.yaml` (templates per task), `train/stage1.yaml`,
+//!   `text_instruct` (with lessons on everyday synonyms, `lexicon.rs`); `train/prompts.yaml` (templates per task), `train/stage1.yaml`,
 //!   `train/stage2.yaml` (suggested mixtures), `train/question_phrasings.yaml`. With
 //!   `paraphrase` above 0, that share of training questions gets a surface paraphrase
 //!   (`paraphrase.rs`); media, scenes and the test split do not change.
@@ -39,6 +39,7 @@
 
 pub mod attributes;
 pub mod language;
+pub mod lexicon;
 pub mod paraphrase;
 pub mod phrasings;
 pub mod placer;

@@ -12,19 +12,84 @@ use super::questions::Qa;
 
 /// Words that can stand for one another in any question of the world. Whole words only, so
 /// "colored" or "imagine" are never touched; the world's answers never depend on which is used.
+/// Besides spelling variants, each group holds the everyday synonyms a user reaches for (a
+/// price label is also a tag, a colour also a hue), so the frozen language model meets them in
+/// the same contexts as the words the hand-written phrasings use.
 const SYNONYMS: &[&[&str]] = &[
     &["picture", "image", "photo"],
     &["pictures", "images", "photos"],
-    &["color", "colour"],
-    &["colors", "colours"],
+    &["color", "colour", "hue", "shade"],
+    &["colors", "colours", "hues", "shades"],
     &["colored", "coloured"],
     &["thing", "object", "item"],
     &["things", "objects", "items"],
+    &["shape", "form"],
     &["what's", "what is"],
     &["where's", "where is"],
     &["could you", "can you", "would you"],
     &["please say", "please tell me"],
     &["i want to know", "i'd like to know", "i wonder"],
+    &["tell me", "let me know"],
+    &["how many", "what number of"],
+    &["are there", "do you see", "can you see"],
+    &["label", "tag", "price tag"],
+    &["sign", "signboard"],
+    &["word", "text"],
+    &["written", "printed"],
+    &["bigger", "larger"],
+    &["below", "beneath", "underneath"],
+    &["moving", "travelling", "going"],
+    &["moves", "travels"],
+    &[
+        "what kind of place",
+        "what sort of place",
+        "what type of place",
+        "what kind of setting",
+        "what kind of location",
+    ],
+];
+
+/// Question shapes that can be turned into a request ("what color is the star?" into "tell me
+/// the color of the star."): the pattern's `{x}` and `{y}` are matched, then put into one of
+/// the requests (`{w}` is a single word). Users ask with imperatives as often as with questions, and a model that only
+/// ever saw questions answers a request with "yes" or "no".
+const REQUESTS: &[(&str, &[&str])] = &[
+    (
+        "what is the {x}?",
+        &[
+            "tell me the {x}.",
+            "name the {x}.",
+            "give me the {x}.",
+            "say what the {x} is.",
+        ],
+    ),
+    (
+        "what {w} is the {y}?",
+        &[
+            "tell me the {w} of the {y}.",
+            "name the {w} of the {y}.",
+            "what is the {w} of the {y}?",
+        ],
+    ),
+    (
+        "how many {x} are there?",
+        &[
+            "count the {x}.",
+            "tell me how many {x} there are.",
+            "give me the number of {x}.",
+        ],
+    ),
+    (
+        "how many {x} are there in the picture?",
+        &[
+            "count the {x} in the picture.",
+            "tell me how many {x} the picture has.",
+        ],
+    ),
+    (
+        "where is the {x}?",
+        &["tell me where the {x} is.", "say where the {x} is."],
+    ),
 ];
 
 /// Openings that leave the question itself intact; the prompt is lower-cased by the model
@@ -86,6 +151,11 @@ impl Paraphraser {
 /// then maybe a lead-in, a closing, and the question mark dropped. The result is lower case.
 pub fn paraphrase(question: &str, rng: &mut ChaCha8Rng) -> String {
     let mut q = question.trim().to_lowercase();
+    if rng.random_bool(0.3) {
+        if let Some(r) = as_request(&q, rng) {
+            q = r;
+        }
+    }
     for group in SYNONYMS {
         let Some(found) = group.iter().find(|w| find_word(&q, w).is_some()) else {
             continue;
@@ -105,6 +175,65 @@ pub fn paraphrase(question: &str, rng: &mut ChaCha8Rng) -> String {
         q.push_str(CLOSINGS[rng.random_range(0..CLOSINGS.len())]);
     }
     q
+}
+
+/// `q` turned into a request by the first pattern of `REQUESTS` it matches, if any.
+fn as_request(q: &str, rng: &mut ChaCha8Rng) -> Option<String> {
+    for (pattern, requests) in REQUESTS {
+        let Some(slots) = match_pattern(pattern, q) else {
+            continue;
+        };
+        let mut out = requests[rng.random_range(0..requests.len())].to_string();
+        for (name, value) in slots {
+            out = out.replace(name, value);
+        }
+        return Some(out);
+    }
+    None
+}
+
+const SLOTS: [&str; 3] = ["{x}", "{y}", "{w}"];
+
+/// Matches `q` against `pattern`, whose `{x}` and `{y}` stand for one or more words and `{w}`
+/// for exactly one (no punctuation); returns what each slot matched.
+fn match_pattern<'a>(pattern: &str, q: &'a str) -> Option<Vec<(&'static str, &'a str)>> {
+    let mut slots = Vec::new();
+    let mut rest = q;
+    let mut pat = pattern;
+    while !pat.is_empty() {
+        let next = SLOTS
+            .iter()
+            .filter_map(|s| pat.find(s).map(|i| (i, *s)))
+            .min();
+        let Some((i, name)) = next else {
+            return (rest == pat).then_some(slots);
+        };
+        rest = rest.strip_prefix(&pat[..i])?;
+        pat = &pat[i + name.len()..];
+        let stop = SLOTS
+            .iter()
+            .filter_map(|s| pat.find(s))
+            .min()
+            .unwrap_or(pat.len());
+        let literal = &pat[..stop];
+        let end = if literal.is_empty() {
+            rest.len()
+        } else if stop == pat.len() {
+            rest.strip_suffix(literal).map(str::len)?
+        } else {
+            rest.find(literal)?
+        };
+        let value = &rest[..end];
+        if value.is_empty()
+            || value.contains(['?', '.', ',', ':', ';', '!'])
+            || (name == "{w}" && value.contains(' '))
+        {
+            return None;
+        }
+        slots.push((name, value));
+        rest = &rest[end..];
+    }
+    rest.is_empty().then_some(slots)
 }
 
 /// Whether `text` holds any of `phrases`, compared in lower case without end punctuation.
@@ -180,9 +309,14 @@ mod tests {
         assert!(outs.len() > 20, "only {} distinct paraphrases", outs.len());
         for o in &outs {
             assert!(o.contains("small red circle"), "{o}");
-            assert!(o.contains("colo"), "{o}");
+            assert!(
+                ["colo", "hue", "shade"].iter().any(|w| o.contains(w)),
+                "{o}"
+            );
         }
         assert!(outs.iter().any(|o| o.contains("colour")));
+        assert!(outs.iter().any(|o| o.contains("hue")));
+        assert!(outs.iter().any(|o| o.starts_with("tell me the ")));
         assert!(outs
             .iter()
             .any(|o| o.contains("photo") || o.contains("image")));
@@ -213,6 +347,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn questions_become_requests_with_their_slots() {
+        assert_eq!(
+            match_pattern("what {w} is the {y}?", "what color is the small star?"),
+            Some(vec![("{w}", "color"), ("{y}", "small star")])
+        );
+        assert_eq!(
+            match_pattern("what {w} is the {y}?", "what kind of shape is the star?"),
+            None
+        );
+        assert_eq!(
+            match_pattern("where is the {x}?", "where is the star? and the box?"),
+            None
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let outs: BTreeSet<String> = (0..100)
+            .filter_map(|_| as_request("what color is the red star?", &mut rng))
+            .collect();
+        assert!(
+            outs.contains("tell me the color of the red star."),
+            "{outs:?}"
+        );
+        assert!(
+            outs.contains("what is the color of the red star?"),
+            "{outs:?}"
+        );
+        assert_eq!(
+            as_request("how many stars are there?", &mut rng).map(|r| r.contains("stars")),
+            Some(true)
+        );
+        assert_eq!(as_request("is the star red?", &mut rng), None);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Text-only instructions about the world's concepts (colour mixing, numbers, shapes, places,
-//! opposites, spelling, stories): the "text-only instruction following" category of paper
+//! opposites, spelling, stories, word meanings): the "text-only instruction following" category of paper
 //! Section 2.4, which keeps the language model's generation ability while training on images.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::language::story;
+use super::lexicon::word_lesson;
 use super::vocab::{capitalize, number_word, with_article, Color, Place, Shape, WORDS};
 use super::world::pick;
 
@@ -51,7 +52,8 @@ pub fn text_instruction(rng: &mut ChaCha8Rng) -> (String, String) {
     let explain = rng.random_bool(0.5);
     let suffix = if explain { pick(rng, &EXPLAIN) } else { "" };
     let short_or = |short: String, long: String| if explain { long } else { short };
-    match rng.random_range(0..14) {
+    match rng.random_range(0..18) {
+        14..=16 => word_lesson(rng),
         0 => {
             let (a, b, c) = pick(rng, &MIXES);
             let (a, b) = if rng.random_bool(0.5) { (a, b) } else { (b, a) };
