@@ -49,8 +49,8 @@ pub struct SynthArgs {
     /// Training questions per Open-VQA class per scene.
     #[arg(long, default_value_t = 2)]
     pub qa_per_class: usize,
-    /// Share of training questions given a surface paraphrase (lead-ins, closings, synonyms);
-    /// held-out phrasings are never produced.
+    /// Share of training questions given a surface paraphrase (synonyms, requests, lead-ins,
+    /// closings; the default model uses 0.5); held-out phrasings are never produced.
     #[arg(long, default_value_t = 0.0)]
     pub paraphrase: f64,
     /// Hide the progress bar.

@@ -43,8 +43,8 @@ pub struct SynthConfig {
     pub text_count: Option<usize>,
     /// Training questions per class per scene.
     pub qa_per_class: usize,
-    /// Share of training questions given a surface paraphrase (`paraphrase.rs`): lead-ins,
-    /// closings, synonyms. 0 writes the hand-written phrasings only.
+    /// Share of training questions given a surface paraphrase (`paraphrase.rs`): synonyms,
+    /// requests, lead-ins, closings. 0 writes the hand-written phrasings only.
     #[serde(default)]
     pub paraphrase: f64,
 }
