@@ -1,7 +1,8 @@
 //! `lynx recipe default` end to end at a hundredth of the default model's budget (issue 4):
 //! every stage runs (world, tokenizer, LLaMA, Vicuna, ViT, Lynx stages 1 and 2, export,
-//! report), the result loads with `--model`, a second run from nothing gives the same bytes,
-//! `--resume` skips finished stages, and an existing run is not overwritten.
+//! report), the result loads with `--model`, a second run from nothing (from the first run's
+//! `plan.yaml` via `--plan`) gives the same bytes, `--resume` skips finished stages, an existing
+//! run is not overwritten, and a bad plan file is refused before any work.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -94,8 +95,20 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(!text(&o.stdout).trim().is_empty());
 
-    // Deterministic from the seed: a second run from nothing writes the same weights.
-    let o = recipe(&b, &[]);
+    // Deterministic from the seed: a second run from nothing writes the same weights. It reads
+    // the first run's plan (already scaled) with --plan, so a plan file round-trips exactly.
+    let plan = a.join("configs").join("plan.yaml");
+    let o = lynx(&[
+        "recipe",
+        "default",
+        "--out",
+        b.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--samples",
+        "1",
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(
         std::fs::read(model.join("model.safetensors")).unwrap(),
@@ -120,4 +133,25 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
             "{stage}: {log}"
         );
     }
+}
+
+#[test]
+fn a_changed_plan_is_read_and_a_bad_one_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, "seed: 0\nnum_bridge_token: 32\n").unwrap();
+    let out = dir.path().join("run");
+    let o = recipe(&out, &["--plan", plan.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("plan.yaml") && err.contains("num_bridge_token"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written for a bad plan");
+
+    // --seed belongs to the default plan; a plan file carries its own.
+    let o = recipe(&out, &["--plan", plan.to_str().unwrap(), "--seed", "3"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("--seed"), "{}", text(&o.stderr));
 }

@@ -100,6 +100,10 @@ pub struct LynxYaml {
     pub use_adapter: bool,
     #[serde(default = "d_adapter_freq")]
     pub adapter_freq: usize,
+    /// Width of each adapter's bottleneck; absent, half the LLM's hidden size as in the
+    /// release (4096 -> 2048). Not a key of the official LYNX.yaml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_bottleneck: Option<usize>,
     #[serde(default = "d_bridge")]
     pub bridge: String,
     #[serde(default = "d_bridge_depth")]
@@ -425,6 +429,12 @@ impl LynxYaml {
             return Err(Error::config(
                 "adapter_freq",
                 "must be at least 1 when use_adapter is set",
+            ));
+        }
+        if self.adapter_bottleneck == Some(0) {
+            return Err(Error::config(
+                "adapter_bottleneck",
+                "must be at least 1 (or absent for half the hidden size)",
             ));
         }
         if self.data.num_frames == 0 {

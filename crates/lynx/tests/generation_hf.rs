@@ -56,6 +56,7 @@ fn load_llama(lm_head_rows: &[(usize, Vec<f32>)]) -> Llama {
     let adapters = AdapterConfig {
         use_adapter: false,
         adapter_freq: 1,
+        bottleneck: None,
     };
     Llama::new(
         &cfg,

@@ -152,6 +152,7 @@ fn language_model_logits_match_hf_llama_with_and_without_adapters() {
         AdapterConfig {
             use_adapter: false,
             adapter_freq: 2,
+            bottleneck: None,
         },
         cfg.vocab_size,
         store.var_builder(DType::F32, &Device::Cpu),

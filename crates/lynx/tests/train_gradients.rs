@@ -128,3 +128,36 @@ fn parts_only(name: &str) -> bool {
         || name.contains(".output_adapter.")
         || name == "absolute_frame_pos_embed"
 }
+
+#[test]
+fn adapter_bottleneck_sets_the_trained_adapter_width() {
+    let mut yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
+    // Fresh trainable parts: the fixture's checkpoint holds adapters of the release's width.
+    yaml.checkpoint = None;
+    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
+    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
+    let llm = read_llama_config(&tiny().join("vicuna")).unwrap();
+    let hidden = llm.hidden_size;
+    for (bottleneck, width) in [(None, hidden / 2), (Some(3 * hidden), 3 * hidden)] {
+        yaml.adapter_bottleneck = bottleneck;
+        let cfg = lynx_config(&yaml, llm.clone(), tok.vocab_size()).unwrap();
+        // As the trainer mounts a base model: parts that no file holds start fresh.
+        let mounts = release_mounts(&yaml).unwrap().into_iter().map(|mut m| {
+            m.strict = false;
+            m
+        });
+        let store = Arc::new(WeightStore::new(mounts.collect()));
+        let params = TrainableParams::new(store, &parts, 1, &Device::Cpu, DType::F32);
+        Lynx::new(&cfg, params.var_builder(&Device::Cpu)).unwrap();
+        let vars = params.vars();
+        let down = &vars
+            .iter()
+            .find(|(n, _)| n == "LLM.model.layers.0.output_adapter.adapter_down.weight")
+            .unwrap()
+            .1;
+        assert_eq!(down.dims(), [width, hidden], "{bottleneck:?}");
+    }
+    yaml.adapter_bottleneck = Some(0);
+    let err = yaml.validate().unwrap_err().to_string();
+    assert!(err.contains("adapter_bottleneck"), "{err}");
+}

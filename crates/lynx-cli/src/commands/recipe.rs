@@ -32,8 +32,12 @@ pub struct DefaultArgs {
     /// Output folder (world, configs, every stage, the model, the report).
     #[arg(long, default_value = "runs/recipe-default")]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "plan")]
     pub seed: u64,
+    /// A changed plan (YAML, the layout of a run's `configs/plan.yaml`) instead of the
+    /// default model's: for variants and ablations of the recipe.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
     /// Scale every stage's steps (and the world's size when below 1): 0.01 for a smoke run.
     #[arg(long, default_value_t = 1.0)]
     pub steps_scale: f64,
@@ -85,7 +89,11 @@ pub fn run(args: RecipeArgs) -> anyhow::Result<()> {
 
 fn default(a: DefaultArgs) -> anyhow::Result<()> {
     single_threaded_ops();
-    let mut plan = RecipePlan::default_model(a.seed).scaled(a.steps_scale);
+    let plan = match &a.plan {
+        Some(path) => RecipePlan::load(path)?,
+        None => RecipePlan::default_model(a.seed),
+    };
+    let mut plan = plan.scaled(a.steps_scale);
     plan.workers = a.workers.max(1);
     let opts = RecipeOptions {
         out: a.out.clone(),

@@ -108,6 +108,7 @@ impl Preset {
             adapter: AdapterConfig {
                 use_adapter: true,
                 adapter_freq: 2,
+                bottleneck: None,
             },
             add_frame_pos: true,
             num_frames: 5,

@@ -99,6 +99,7 @@ pub fn lynx_config(yaml: &LynxYaml, llm: LlamaConfig, base_vocab: usize) -> Resu
         adapter: AdapterConfig {
             use_adapter: yaml.use_adapter,
             adapter_freq: yaml.adapter_freq,
+            bottleneck: yaml.adapter_bottleneck,
         },
         add_frame_pos: yaml.add_frame_pos,
         num_frames: yaml.data.num_frames,

@@ -190,6 +190,7 @@ impl LmTrainer {
         let no_adapters = AdapterConfig {
             use_adapter: false,
             adapter_freq: 1,
+            bottleneck: None,
         };
         let model = Llama::new(
             &llm_config,

@@ -7,7 +7,8 @@ use candle_nn::VarBuilder;
 use crate::model::nn::{LayerNorm, Linear};
 use crate::Result;
 
-/// One adapter of width `hidden` with a bottleneck of `hidden / 2` (4096 -> 2048 in Lynx).
+/// One adapter of width `hidden` and a bottleneck of `bottleneck` (`hidden / 2` in the release:
+/// 4096 -> 2048).
 pub struct Adapter {
     norm: LayerNorm,
     down: Linear,
@@ -16,8 +17,7 @@ pub struct Adapter {
 }
 
 impl Adapter {
-    pub fn new(hidden: usize, vb: VarBuilder) -> Result<Self> {
-        let bottleneck = hidden / 2;
+    pub fn new(hidden: usize, bottleneck: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             norm: LayerNorm::load(vb.pp("adapter_norm_before"), hidden, 1e-5)?,
             down: Linear::load(vb.pp("adapter_down"), hidden, bottleneck, true)?,

@@ -53,9 +53,18 @@ impl LlamaConfig {
 pub struct AdapterConfig {
     pub use_adapter: bool,
     pub adapter_freq: usize,
+    /// Bottleneck width; `None` is the release's `hidden / 2` (and is left out of config.json,
+    /// which keeps models of the release's layout byte-identical).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bottleneck: Option<usize>,
 }
 
 impl AdapterConfig {
+    /// The bottleneck width for an LLM of width `hidden`.
+    pub fn bottleneck_for(&self, hidden: usize) -> usize {
+        self.bottleneck.unwrap_or(hidden / 2)
+    }
+
     pub fn has_adapter(&self, layer: usize) -> bool {
         self.use_adapter && self.adapter_freq > 0 && layer.is_multiple_of(self.adapter_freq)
     }
@@ -209,7 +218,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn new(cfg: &LlamaConfig, adapter: bool, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &LlamaConfig, adapter: Option<usize>, vb: VarBuilder) -> Result<Self> {
         let (d, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
             input_layernorm: RmsNorm::load(vb.pp("input_layernorm"), d, cfg.rms_norm_eps)?,
@@ -222,10 +231,9 @@ impl Layer {
             gate_proj: Linear::load(vb.pp("mlp.gate_proj"), d, i, false)?,
             up_proj: Linear::load(vb.pp("mlp.up_proj"), d, i, false)?,
             down_proj: Linear::load(vb.pp("mlp.down_proj"), i, d, false)?,
-            adapter: if adapter {
-                Some(Adapter::new(d, vb.pp("output_adapter"))?)
-            } else {
-                None
+            adapter: match adapter {
+                Some(bottleneck) => Some(Adapter::new(d, bottleneck, vb.pp("output_adapter"))?),
+                None => None,
             },
         })
     }
@@ -280,7 +288,7 @@ impl Llama {
             .map(|i| {
                 Layer::new(
                     cfg,
-                    adapters.has_adapter(i),
+                    adapters.has_adapter(i).then(|| adapters.bottleneck_for(d)),
                     vb.pp(format!("model.layers.{i}")),
                 )
             })
