@@ -3,6 +3,7 @@
 //! and generates answers with HF 4.28 semantics.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
@@ -110,7 +111,8 @@ pub fn parse_dtype(name: Option<&str>, device: &Device) -> Result<DType> {
 pub struct Engine {
     pub yaml: LynxYaml,
     pub model: Lynx,
-    pub tokenizer: LynxTokenizer,
+    /// Shared, so batch builders (`lynx eval loss`) can hold it too.
+    pub tokenizer: Arc<LynxTokenizer>,
     pub preprocessor: Preprocessor,
     pub format: PromptFormat,
     /// Tensors of lenient files that nothing read (for a warning).
@@ -207,7 +209,7 @@ impl Engine {
             },
             yaml,
             model: loaded.model,
-            tokenizer,
+            tokenizer: Arc::new(tokenizer),
             unused: loaded.unused,
         })
     }

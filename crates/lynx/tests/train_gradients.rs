@@ -70,6 +70,7 @@ fn trainable_gradients_match_finite_differences() {
         std: yaml.image_std,
         num_frames: cfg.num_frames,
         max_seq_len: 64,
+        augment: true,
     };
     let mut rng = TrainRng::new(3, 0);
     let samples = [

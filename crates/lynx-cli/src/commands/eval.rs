@@ -1,6 +1,6 @@
 //! `lynx eval`: Open-VQA scoring with the rule or LLM judge and the paper's tables (Section
-//! 3.1, Tables 1 and 2), MME answering and scoring in MME's official results format, and
-//! OwlEval answering for the human rating (`lynx rate serve`).
+//! 3.1, Tables 1 and 2), MME answering and scoring in MME's official results format, OwlEval
+//! answering for the human rating (`lynx rate serve`), and dataset losses (`eval_loss.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,6 +27,8 @@ pub enum EvalCommand {
     Mme(MmeArgs),
     /// Answer OwlEval's questions (padded images, dialogues in order) into an answer file.
     Owleval(OwlEvalArgs),
+    /// Teacher-forced loss per reply token of a model on training-format datasets.
+    Loss(super::eval_loss::LossArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -133,6 +135,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         EvalCommand::OpenVqa(a) => open_vqa(a),
         EvalCommand::Mme(a) => mme_cmd(a),
         EvalCommand::Owleval(a) => owleval(a),
+        EvalCommand::Loss(a) => super::eval_loss::run(a),
     }
 }
 
@@ -146,7 +149,7 @@ fn default_cache() -> PathBuf {
     }
 }
 
-fn write_file(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

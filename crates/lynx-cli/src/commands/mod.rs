@@ -5,6 +5,7 @@ pub mod bench;
 pub mod convert;
 pub mod data;
 pub mod eval;
+pub mod eval_loss;
 pub mod forward;
 pub mod generate;
 pub mod model_args;

@@ -1,7 +1,8 @@
 //! Evaluation (paper Section 3.1): Open-VQA with a rule or LLM judge, MME scoring and running,
-//! OwlEval answering, and the paper's result tables.
+//! OwlEval answering, the paper's result tables, and the teacher-forced loss of a dataset.
 
 pub mod judge;
+pub mod loss;
 pub mod mme;
 pub mod mme_run;
 pub mod open_vqa;
@@ -12,6 +13,7 @@ pub mod rule_judge;
 pub mod scoring;
 
 pub use judge::{judge_prompt, parse_verdict, JudgeCache, LlmJudge, LlmJudgeConfig};
+pub use loss::{dataset_loss, loss_table, DatasetLoss, LossOptions};
 pub use mme::{score_results_dir, MmeReport, SubtaskScore};
 pub use mme_run::{discover, run_mme, MmeItem, MmeRunSummary, MmeSubtask};
 pub use open_vqa::{load_annotations, load_predictions, Annotation, Prediction, SampleIndex};

@@ -1,8 +1,10 @@
 //! Training batches (paper 2.3/2.4): samples of the data mixture turned into model inputs,
 //! pixels with the release's training augmentation (RandomResizedCrop, scale 0.9–1.0) and token
 //! ids whose loss falls on the replies only (prompt, vision tokens and padding are masked).
+//! Without augmentation the same batches measure a loss (`lynx eval loss`).
 
 use candle_core::{Device, Tensor};
+use image::RgbImage;
 
 use crate::data::conversation::{caption_ids, training_ids, PromptFormat, Tokenized};
 use crate::data::datasets::{MediaKind, MediaSource, Sample, SampleKind};
@@ -46,9 +48,20 @@ pub struct BatchBuilder {
     pub std: [f32; 3],
     pub num_frames: usize,
     pub max_seq_len: usize,
+    /// Training augmentation (random crops, random frames); without it the evaluation
+    /// transform (resize and centre crop, each segment's first frame), for measuring a loss.
+    pub augment: bool,
 }
 
 impl BatchBuilder {
+    fn transform(&self, pre: &Preprocessor, img: &RgbImage, rng: &mut TrainRng) -> Result<Tensor> {
+        if self.augment {
+            pre.train(img, rng)
+        } else {
+            pre.eval(img)
+        }
+    }
+
     fn pixels(
         &self,
         sample: &Sample,
@@ -64,15 +77,22 @@ impl BatchBuilder {
             std: self.std,
         };
         let px = match (media.kind, &media.source) {
-            (MediaKind::Image, MediaSource::Path(p)) => pre.train(&load_image(p)?, rng)?,
+            (MediaKind::Image, MediaSource::Path(p)) => {
+                self.transform(&pre, &load_image(p)?, rng)?
+            }
             (MediaKind::Image, MediaSource::Bytes { name, data }) => {
-                pre.train(&decode_image(data, name)?, rng)?
+                self.transform(&pre, &decode_image(data, name)?, rng)?
             }
             (MediaKind::Video, MediaSource::Path(p)) => {
-                let frames = load_video(p, self.num_frames, FrameSampling::Random, rng)?;
+                let sampling = if self.augment {
+                    FrameSampling::Random
+                } else {
+                    FrameSampling::Deterministic
+                };
+                let frames = load_video(p, self.num_frames, sampling, rng)?;
                 let px = frames
                     .iter()
-                    .map(|f| pre.train(f, rng))
+                    .map(|f| self.transform(&pre, f, rng))
                     .collect::<Result<Vec<_>>>()?;
                 Tensor::stack(&px, 0)?
             }

@@ -225,6 +225,7 @@ impl LmTrainer {
             std: [1.0; 3],
             num_frames: 1,
             max_seq_len: cfg.max_seq_len,
+            augment: true,
         };
         Ok(Self {
             cfg,

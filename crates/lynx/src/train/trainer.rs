@@ -256,6 +256,7 @@ impl Trainer {
             std: base.yaml.image_std,
             num_frames: base.cfg.num_frames,
             max_seq_len: cfg.max_seq_len,
+            augment: true,
         };
         Ok(Self {
             cfg,
