@@ -15,7 +15,7 @@ use lynx::model::load::{lynx_config, read_llama_config, release_mounts};
 use lynx::model::lynx::Lynx;
 use lynx::model::weights::WeightStore;
 use lynx::train::batch::BatchBuilder;
-use lynx::train::config::TrainPart;
+use lynx::train::config::{LossReduction, TrainPart};
 use lynx::train::params::TrainableParams;
 use lynx::train::rng::TrainRng;
 use lynx::train::trainer::batch_loss;
@@ -96,7 +96,7 @@ fn trainable_gradients_match_finite_differences() {
     for m in [&mut batch.images, &mut batch.videos].into_iter().flatten() {
         m.1 = m.1.to_dtype(DType::F64).unwrap();
     }
-    let loss = batch_loss(&model, &batch, 0.1).unwrap();
+    let loss = batch_loss(&model, &batch, 0.1, LossReduction::Token).unwrap();
     let grads = loss.backward().unwrap();
 
     let vars: Vec<(String, Var)> = params.vars();
@@ -117,7 +117,18 @@ fn trainable_gradients_match_finite_differences() {
             .unwrap_or_else(|| panic!("{name} trains"))
             .1;
         common::assert_gradient_matches(name, var, &grads, 1e-5, &[1.0 / 3.0, 1.0], || {
-            value(&batch_loss(&model, &batch, 0.1).unwrap())
+            value(&batch_loss(&model, &batch, 0.1, LossReduction::Token).unwrap())
+        });
+    }
+    // The per-example average is differentiated exactly too.
+    let grads = batch_loss(&model, &batch, 0.1, LossReduction::Example)
+        .unwrap()
+        .backward()
+        .unwrap();
+    for name in [names[0], names[4]] {
+        let var = &vars.iter().find(|(n, _)| n == name).unwrap().1;
+        common::assert_gradient_matches(name, var, &grads, 1e-5, &[1.0 / 3.0, 1.0], || {
+            value(&batch_loss(&model, &batch, 0.1, LossReduction::Example).unwrap())
         });
     }
     // Frozen weights are plain tensors: they get no gradient at all.

@@ -13,6 +13,7 @@ use crate::data::datasets::{render, JsonlDataset};
 use crate::data::prompts::PromptTemplates;
 use crate::pipeline::Engine;
 use crate::train::batch::{BatchBuilder, Example};
+use crate::train::config::LossReduction;
 use crate::train::core::progress_bar;
 use crate::train::rng::TrainRng;
 use crate::train::trainer::batch_loss;
@@ -109,7 +110,8 @@ pub fn dataset_loss(
         let count = examples.len();
         let batch = builder.collate(examples, engine.model.device())?;
         let targets = batch.targets.len();
-        let mean = batch_loss(&engine.model, &batch, 0.0)?.to_scalar::<f32>()? as f64;
+        let mean = batch_loss(&engine.model, &batch, 0.0, LossReduction::Token)?
+            .to_scalar::<f32>()? as f64;
         sum += mean * targets as f64;
         tokens += targets;
         records += count;

@@ -33,6 +33,24 @@ pub enum TrainPart {
     Llm,
 }
 
+/// How the next-token losses of a batch's reply tokens are averaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossReduction {
+    /// The mean over every reply token of the batch: the release's cross-entropy.
+    #[default]
+    Token,
+    /// The mean over examples of each example's token mean, so that a one-word answer
+    /// weighs as much as a long explanation or dialog.
+    Example,
+}
+
+impl LossReduction {
+    fn is_token(&self) -> bool {
+        *self == LossReduction::Token
+    }
+}
+
 /// Pretraining on pairs (paper 2.3) or instruction finetuning (2.4) of Lynx; or one of the
 /// stage-0 runs that make the frozen parts themselves (issue 4): the tokenizer (its own config,
 /// see `train::tokenizer_train`), LLaMA-style language-model pretraining (`lm`), its
@@ -192,6 +210,9 @@ pub struct TrainConfig {
     pub clip_grad_norm: Option<f64>,
     #[serde(default)]
     pub label_smoothing: f64,
+    /// How token losses are averaged (`token`, the default, or `example`).
+    #[serde(default, skip_serializing_if = "LossReduction::is_token")]
+    pub loss_reduction: LossReduction,
     #[serde(default = "default_seed")]
     pub seed: u64,
     #[serde(default = "default_save_every")]

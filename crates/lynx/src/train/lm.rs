@@ -332,6 +332,7 @@ impl LmTrainer {
             .map(|_| self.next_batch())
             .collect::<Result<Vec<_>>>()?;
         let (model, smoothing) = (&self.model, self.cfg.label_smoothing);
+        let reduction = self.cfg.loss_reduction;
         let last = (self.llm_config.vocab_size - 1) as u32;
         let loss = move |b: &Batch| -> Result<MicroLoss> {
             // Right padding uses [PAD] (= vocab size), which this LLM has no row for; padded
@@ -339,7 +340,10 @@ impl LmTrainer {
             let ids = b.ids.clamp(0u32, last)?;
             let embeds = model.embed(&ids)?;
             let hidden = model.forward_hidden(&embeds, &b.text_mask, None)?;
-            Ok((target_loss(model, &hidden, 0, b, smoothing)?, b.text_tokens))
+            Ok((
+                target_loss(model, &hidden, 0, b, smoothing, reduction)?,
+                b.text_tokens,
+            ))
         };
         let (loss, grad_norm, lr, tokens) = self.core.update(&batches, &loss)?;
         let stats = StepStats {

@@ -20,7 +20,7 @@ use crate::model::lynx::{Lynx, LynxConfig};
 use crate::model::weights::{Mount, TensorFile, WeightStore};
 use crate::train::batch::{Batch, BatchBuilder, Example};
 use crate::train::checkpoint::{CheckpointManager, TrainState};
-use crate::train::config::{Stage, TrainConfig};
+use crate::train::config::{LossReduction, Stage, TrainConfig};
 pub use crate::train::core::StepStats;
 use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore};
 use crate::train::params::TrainableParams;
@@ -151,9 +151,14 @@ fn base_mounts(cfg: &TrainConfig, base: &BaseModel) -> Result<Vec<Mount>> {
     Ok(mounts)
 }
 
-/// The next-token loss of a batch on its reply tokens (mean over those tokens), with optional
-/// label smoothing. Differentiable with respect to the trainable parameters.
-pub fn batch_loss(model: &Lynx, batch: &Batch, label_smoothing: f64) -> Result<Tensor> {
+/// The next-token loss of a batch on its reply tokens (averaged as `reduction` says), with
+/// optional label smoothing. Differentiable with respect to the trainable parameters.
+pub fn batch_loss(
+    model: &Lynx,
+    batch: &Batch,
+    label_smoothing: f64,
+    reduction: LossReduction,
+) -> Result<Tensor> {
     let (bridge, bridge_mask) = model.row_bridge_tokens(
         batch.size,
         batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
@@ -164,17 +169,26 @@ pub fn batch_loss(model: &Lynx, batch: &Batch, label_smoothing: f64) -> Result<T
     let mask = Tensor::cat(&[&bridge_mask, &batch.text_mask], 1)?;
     let hidden = model.llm().forward_hidden(&embeds, &mask, None)?;
     let prefix = hidden.dim(1)? - batch.ids.dim(1)?;
-    target_loss(model.llm(), &hidden, prefix, batch, label_smoothing)
+    target_loss(
+        model.llm(),
+        &hidden,
+        prefix,
+        batch,
+        label_smoothing,
+        reduction,
+    )
 }
 
-/// The mean next-token loss at a batch's targets, from the LLM's final hidden states [B, S, D]
-/// whose text starts at position `prefix` (after the bridge tokens, if any).
+/// The next-token loss at a batch's targets, from the LLM's final hidden states [B, S, D]
+/// whose text starts at position `prefix` (after the bridge tokens, if any), averaged as
+/// `reduction` says.
 pub fn target_loss(
     llm: &Llama,
     hidden: &Tensor,
     prefix: usize,
     batch: &Batch,
     label_smoothing: f64,
+    reduction: LossReduction,
 ) -> Result<Tensor> {
     let (b, s, d) = hidden.dims3()?;
     let idx: Vec<u32> = batch
@@ -196,7 +210,28 @@ pub fn target_loss(
     } else {
         nll
     };
-    Ok(per_token.mean_all()?)
+    match reduction {
+        LossReduction::Token => Ok(per_token.mean_all()?),
+        LossReduction::Example => {
+            let weights = example_weights(&batch.targets, b);
+            let n = weights.len();
+            let w = Tensor::from_vec(weights, n, hidden.device())?.to_dtype(per_token.dtype())?;
+            Ok((per_token * w)?.sum_all()?)
+        }
+    }
+}
+
+/// Per-target weights that average each row's targets, then the rows that have any.
+fn example_weights(targets: &[(usize, usize)], rows: usize) -> Vec<f32> {
+    let mut per_row = vec![0usize; rows];
+    for &(r, _) in targets {
+        per_row[r] += 1;
+    }
+    let with_targets = per_row.iter().filter(|&&n| n > 0).count().max(1);
+    targets
+        .iter()
+        .map(|&(r, _)| 1.0 / (per_row[r] * with_targets) as f32)
+        .collect()
 }
 
 /// A training run.
@@ -338,9 +373,10 @@ impl Trainer {
         let t = self.core.step + 1;
         let bridge = self.base.cfg.bridge.num_bridge_tokens;
         let (model, smoothing) = (&self.model, self.cfg.label_smoothing);
+        let reduction = self.cfg.loss_reduction;
         let loss = move |b: &Batch| -> Result<MicroLoss> {
             Ok((
-                batch_loss(model, b, smoothing)?,
+                batch_loss(model, b, smoothing, reduction)?,
                 b.text_tokens + b.size * bridge,
             ))
         };
@@ -431,4 +467,17 @@ crate::train::core::impl_train_loop!(Trainer);
 /// Loads a converted model directory written by a run.
 pub fn load_trained(dir: &Path) -> Result<(LynxConfig, LoadedModel)> {
     load::load_converted(dir, DType::F32, &Device::Cpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::example_weights;
+
+    #[test]
+    fn example_weights_average_rows_then_examples() {
+        // Row 0: one target, row 1: none, row 2: three.
+        let w = example_weights(&[(0, 4), (2, 1), (2, 2), (2, 3)], 3);
+        assert_eq!(w, vec![0.5, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0]);
+        assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
 }
