@@ -44,6 +44,7 @@ fn data_synth_writes_the_world() {
         "train/prompts.yaml",
         "train/pairs.jsonl",
         "train/text_instruct.jsonl",
+        "train/text_reading.jsonl",
         "train/dialog.jsonl",
         "test/open_vqa_images.jsonl",
         "test/open_vqa_images_unseen.jsonl",
@@ -58,6 +59,12 @@ fn data_synth_writes_the_world() {
     assert_eq!(summary["images"], 7);
     assert_eq!(summary["videos"], 3);
     assert_eq!(summary["records"]["text_instruct.jsonl"], 5);
+    // As many reading records (a described scene and a question) as text instructions.
+    assert_eq!(summary["records"]["text_reading.jsonl"], 5);
+    assert_eq!(summary["records"]["text_reading_control.jsonl"], 5);
+    let stage2 = std::fs::read_to_string(a.join("train/stage2.yaml")).unwrap();
+    assert!(stage2.contains("text_reading.jsonl"), "{stage2}");
+    assert!(!stage2.contains("control"), "{stage2}");
     let scenes = std::fs::read_to_string(a.join("scenes.jsonl")).unwrap();
     assert_eq!(scenes.lines().count(), 10);
     let img = std::fs::read(a.join("images/000000.png")).unwrap();

@@ -46,6 +46,10 @@ pub struct SynthArgs {
     /// Number of text-only instruction records (default: half of --count, at least 100).
     #[arg(long)]
     pub text_count: Option<usize>,
+    /// Number of reading records: a scene's description, then a question about it (default:
+    /// as many as the text-only instructions).
+    #[arg(long)]
+    pub reading_count: Option<usize>,
     /// Training questions per Open-VQA class per scene.
     #[arg(long, default_value_t = 2)]
     pub qa_per_class: usize,
@@ -73,6 +77,7 @@ fn synth(a: SynthArgs) -> anyhow::Result<()> {
         frames: a.frames,
         test_count: a.test_count,
         text_count: a.text_count,
+        reading_count: a.reading_count,
         qa_per_class: a.qa_per_class,
         paraphrase: a.paraphrase,
     };

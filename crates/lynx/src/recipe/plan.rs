@@ -93,6 +93,18 @@ impl RecipePlan {
                 frames: 8,
                 test_count: 200,
                 text_count: Some(3000),
+                // Written for probing, not trained on: the frozen LM does not learn to read
+                // a description in its context within this budget. With the reading records
+                // in the LM's pretraining (weight 4 of 22) and its instruction tuning (2 of
+                // 7; 192-token rows), it answered 49.3% of the short reading questions of
+                // fresh scenes, against 48.3% for the LM trained without them. After 300 more
+                // steps on mostly reading records, its loss per answer token was 0.56 with
+                // the right descriptions and 0.63 with another scene's (the world's
+                // `text_reading_control.jsonl`). An LM fed "Repeat
+                // after me: X" for 200 steps copies the words it was trained on (loss 0.03)
+                // and not others (5.5). Lynx leans on a frozen LLM that reads its context;
+                // this one does not, which is where binding and held-out phrasings fail.
+                reading_count: Some(3000),
                 qa_per_class: 2,
                 // Half of the training questions are reworded (synonyms, requests, lead-ins;
                 // never into a held-out phrasing), so a user's own wording reaches a model
@@ -193,6 +205,9 @@ impl RecipePlan {
         w.test_count = ((w.test_count as f64 * x.min(1.0)).round() as usize).max(10);
         w.text_count = w
             .text_count
+            .map(|n| ((n as f64 * x.min(1.0)).round() as usize).max(20));
+        w.reading_count = w
+            .reading_count
             .map(|n| ((n as f64 * x.min(1.0)).round() as usize).max(20));
         self
     }

@@ -23,7 +23,9 @@
 //!   `pairs` (stage-1 short and detailed captions), `caption`, `caption_detailed`, `place`,
 //!   `vqa_{ocr,count,reasoning,place,color,spatial,action,shape}`, `vqa_explain` (answers are
 //!   sentences with a reason), `video_action`, `video_qa`, `video_caption`, `dialog`,
-//!   `text_instruct` (with lessons on everyday synonyms, `lexicon.rs`); `train/prompts.yaml` (templates per task), `train/stage1.yaml`,
+//!   `text_instruct` (with lessons on everyday synonyms, `lexicon.rs`), `text_reading`
+//!   (a described scene and a question about it, `reading.rs`; `text_reading_control` asks
+//!   the same questions after another scene's description); `train/prompts.yaml` (templates per task), `train/stage1.yaml`,
 //!   `train/stage2.yaml` (suggested mixtures), `train/question_phrasings.yaml`. With
 //!   `paraphrase` above 0, that share of training questions gets a surface paraphrase
 //!   (`paraphrase.rs`); media, scenes and the test split do not change.
@@ -45,6 +47,7 @@ pub mod phrasings;
 pub mod placer;
 pub mod places;
 pub mod questions;
+pub mod reading;
 pub mod records;
 pub mod relations;
 pub mod render;

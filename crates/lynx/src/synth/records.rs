@@ -284,6 +284,8 @@ pub fn stage_yaml(records: &BTreeMap<String, usize>, stage1: bool) -> String {
             "pairs" if stage1 => 1.0,
             _ if stage1 => continue,
             "pairs" => continue,
+            // A probe (questions after another scene's description), never training data.
+            "text_reading_control" => continue,
             "caption" | "caption_detailed" | "place" | "video_caption" => 0.5,
             "text_instruct" | "dialog" | "vqa_explain" => 1.0,
             _ => 1.0,

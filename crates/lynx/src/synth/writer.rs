@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::language::{detailed_caption, dialog, short_caption};
 use super::paraphrase::Paraphraser;
 use super::questions::{scene_questions, Qa, VqaClass};
+use super::reading::{reading_instruction, Reading};
 use super::records::{scene_json, OpenVqaRec, Record};
 use super::render::{png_bytes, render_image};
 use super::templates::{phrasings_yaml, prompts_yaml};
@@ -41,6 +42,10 @@ pub struct SynthConfig {
     pub test_count: usize,
     /// Text-only instruction records; `None` means half of `count` (at least 100).
     pub text_count: Option<usize>,
+    /// Reading records (a scene's description, then a question about it; `reading.rs`);
+    /// `None` means as many as the text-only instructions.
+    #[serde(default)]
+    pub reading_count: Option<usize>,
     /// Training questions per class per scene.
     pub qa_per_class: usize,
     /// Share of training questions given a surface paraphrase (`paraphrase.rs`): synonyms,
@@ -59,6 +64,7 @@ impl Default for SynthConfig {
             frames: 8,
             test_count: 200,
             text_count: None,
+            reading_count: None,
             qa_per_class: 2,
             paraphrase: 0.0,
         }
@@ -100,6 +106,10 @@ impl SynthConfig {
     fn text_records(&self) -> usize {
         self.text_count.unwrap_or((self.count / 2).max(100))
     }
+
+    fn reading_records(&self) -> usize {
+        self.reading_count.unwrap_or_else(|| self.text_records())
+    }
 }
 
 /// Counts of what was written (also saved as `summary.json`, without timings).
@@ -124,6 +134,8 @@ pub enum Split {
     Train,
     Test,
     Text,
+    /// Scenes that are only described in words (reading records), never rendered.
+    Reading,
 }
 
 fn splitmix(mut z: u64) -> u64 {
@@ -139,6 +151,7 @@ pub fn scene_rng(seed: u64, split: Split, index: usize, purpose: u64) -> ChaCha8
         Split::Train => 1u64,
         Split::Test => 2,
         Split::Text => 3,
+        Split::Reading => 4,
     };
     let s = splitmix(splitmix(splitmix(seed) ^ tag) ^ index as u64);
     ChaCha8Rng::seed_from_u64(splitmix(s ^ purpose.wrapping_mul(0xA5A5_A5A5)))
@@ -148,6 +161,7 @@ pub fn scene_rng(seed: u64, split: Split, index: usize, purpose: u64) -> ChaCha8
 pub fn scene_id(split: Split, index: usize) -> String {
     match split {
         Split::Test => format!("test_{index:06}"),
+        Split::Reading => format!("reading_{index:06}"),
         _ => format!("{index:06}"),
     }
 }
@@ -406,6 +420,26 @@ pub fn generate_world(cfg: &SynthConfig, out: &Path, progress: bool) -> Result<W
         let line = serde_json::to_string(&Record::text("text_instruct", question, answer))
             .map_err(|e| Error::Invalid(e.to_string()))?;
         train.line("text_instruct.jsonl", &line)?;
+    }
+    // Reading records, and their control: the same questions after the next record's
+    // description, so a model that reads its context scores worse on the control.
+    let readings: Vec<Reading> = (0..cfg.reading_records())
+        .filter_map(|i| reading_instruction(cfg, i))
+        .collect();
+    for (i, r) in readings.iter().enumerate() {
+        let other = &readings[(i + 1) % readings.len()].description;
+        for (file, description) in [
+            ("text_reading.jsonl", &r.description),
+            ("text_reading_control.jsonl", other),
+        ] {
+            let rec = Record::text(
+                "text_instruct",
+                r.instruction(description),
+                r.answer.clone(),
+            );
+            let line = serde_json::to_string(&rec).map_err(|e| Error::Invalid(e.to_string()))?;
+            train.line(file, &line)?;
+        }
     }
     files.finish()?;
     summary.records = train.finish()?;
