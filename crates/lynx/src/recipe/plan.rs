@@ -102,7 +102,8 @@ impl RecipePlan {
                 // the right descriptions and 0.63 with another scene's (the world's
                 // `text_reading_control.jsonl`). An LM fed "Repeat
                 // after me: X" for 200 steps copies the words it was trained on (loss 0.03)
-                // and not others (5.5). Lynx leans on a frozen LLM that reads its context;
+                // and not others (5.5; 4.7 with tied embeddings, 6.5 after 400 steps at lr
+                // 1e-3): no general copying to build lookup on. Lynx leans on a frozen LLM that reads its context;
                 // this one does not, which is where binding and held-out phrasings fail.
                 reading_count: Some(3000),
                 qa_per_class: 2,
