@@ -103,8 +103,11 @@ impl RecipePlan {
                 // `text_reading_control.jsonl`). An LM fed "Repeat
                 // after me: X" for 200 steps copies the words it was trained on (loss 0.03)
                 // and not others (5.5; 4.7 with tied embeddings, 6.5 after 400 steps at lr
-                // 1e-3): no general copying to build lookup on. Lynx leans on a frozen LLM that reads its context;
-                // this one does not, which is where binding and held-out phrasings fail.
+                // 1e-3): no general copying to build lookup on. Lynx leans on a frozen LLM that
+                // reads its context; this one does not, which is where binding and held-out
+                // phrasings fail. Lookup drills (`tools/lm_lookup_probe.py`) did not teach it in
+                // 1500-2500 updates of drills alone, at this size or twice it, against about 750
+                // LM updates here (docs/lm-lookup.md).
                 reading_count: Some(3000),
                 qa_per_class: 2,
                 // Half of the training questions are reworded (synonyms, requests, lead-ins;
