@@ -34,6 +34,15 @@ SHAPES = ["square", "heart", "triangle", "hexagon", "star", "cross", "diamond", 
 COLORS = ["red", "white", "pink", "orange", "green", "yellow", "purple", "blue"]
 
 
+QUESTION_FIRST = False
+
+
+def ask(text, question):
+    """The drill's instruction: the bindings, then the question; or, with --question-first, the
+    question before the bindings it is about."""
+    return f"{question} {text}" if QUESTION_FIRST else f"{text} {question}"
+
+
 def lookup_drill(r):
     k = r.randint(2, 4)
     shapes = r.sample(SHAPES, k)
@@ -42,8 +51,8 @@ def lookup_drill(r):
     text = (", ".join(parts[:-1]) + " and " + parts[-1]).capitalize() + "."
     i = r.randrange(k)
     if r.random() < 0.5 or colors.count(colors[i]) > 1:
-        return f"{text} What colour is the {shapes[i]}?", colors[i]
-    return f"{text} Which shape is {colors[i]}?", f"the {shapes[i]}"
+        return ask(text, f"What colour is the {shapes[i]}?"), colors[i]
+    return ask(text, f"Which shape is {colors[i]}?"), f"the {shapes[i]}"
 
 
 def plural(shape):
@@ -57,7 +66,7 @@ def count_drill(r):
     items = [f"{n} {plural(s)}" for n, s in zip(ns, shapes)]
     text = "There are " + ", ".join(items[:-1]) + " and " + items[-1] + "."
     i = r.randrange(k)
-    return f"{text} How many {plural(shapes[i])} are there?", str(ns[i])
+    return ask(text, f"How many {plural(shapes[i])} are there?"), str(ns[i])
 
 
 def context_guess(recs):
@@ -66,11 +75,12 @@ def context_guess(recs):
     total = 0.0
     for rec in recs:
         words = rec["question"].replace(",", " ").replace(".", " ").lower().split()
-        ask = rec["question"].rsplit(". ", 1)[-1].lower().split()
-        desc = words[: len(words) - len(ask)]
-        if "colour" in ask:
+        q = rec["question"]
+        asked = (q.split("? ", 1)[0] if "? " in q else q.rsplit(". ", 1)[-1]).lower().split()
+        desc = [w for w in words if w not in asked] if "? " in q else words[: len(words) - len(asked)]
+        if "colour" in asked:
             pool = COLORS
-        elif "shape" in ask:
+        elif "shape" in asked:
             pool = SHAPES
         else:
             pool = [str(n) for n in range(10)]
@@ -243,6 +253,7 @@ def main():
     d.add_argument("--train", type=int, default=4000)
     d.add_argument("--test", type=int, default=200)
     d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--question-first", action="store_true", help="ask before giving the bindings")
     for name in ["finetune", "scratch"]:
         p = sub.add_parser(name)
         p.add_argument("--drills", required=True, help="folder written by `drills`")
@@ -253,6 +264,7 @@ def main():
         p.add_argument("--min-lr", type=float, default=None)
         p.add_argument("--prompts", help="the world's prompts.yaml (text_instruct templates)")
         p.add_argument("--out", help="write the curve here as JSON")
+        p.add_argument("--question-first", action="store_true", help="fresh drills ask before giving the bindings")
     f = sub.choices["finetune"]
     f.add_argument("--llm", required=True, help="exported LM folder (config.json, model.safetensors, tokenizer.json)")
     f.add_argument("--config", help="the model's lynx.yaml (prompt, lower_text)")
@@ -276,6 +288,8 @@ def main():
     s.add_argument("--hidden", type=int, default=256)
     s.add_argument("--heads", type=int, default=4)
     a = ap.parse_args()
+    global QUESTION_FIRST
+    QUESTION_FIRST = a.question_first
     if a.cmd == "drills":
         return write_drills(a.out, a.train, a.test, a.seed)
 
