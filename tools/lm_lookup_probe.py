@@ -112,8 +112,31 @@ def write_drills(out, n_train, n_test, seed):
 
 
 def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(l) for l in f if l.strip()]
+    try:
+        with open(path) as f:
+            lines = f.readlines()
+    except OSError as e:
+        sys.exit(f"{path}: {e.strerror}")
+    out = []
+    for i, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                sys.exit(f"{path}:{i}: not JSON ({e.msg})")
+    return out
+
+
+def read_yaml(path):
+    import yaml
+
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f) or {}
+    except OSError as e:
+        sys.exit(f"{path}: {e.strerror}")
+    except yaml.YAMLError as e:
+        sys.exit(f"{path}: not YAML ({e})")
 
 
 class Text:
@@ -124,7 +147,10 @@ class Text:
     def __init__(self, tokenizer_json, prompt, lower, templates):
         from tokenizers import Tokenizer
 
-        self.tok = Tokenizer.from_file(tokenizer_json)
+        try:
+            self.tok = Tokenizer.from_file(tokenizer_json)
+        except Exception as e:  # the tokenizers library raises its own exception types
+            sys.exit(f"{tokenizer_json}: cannot read the tokenizer ({e})")
         self.prompt, self.lower, self.templates = prompt, lower, templates
         self.bos = self.tok.token_to_id("<s>")
         self.eos = self.tok.token_to_id("</s>")
@@ -254,8 +280,15 @@ def main():
     d.add_argument("--test", type=int, default=200)
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--question-first", action="store_true", help="ask before giving the bindings")
-    for name in ["finetune", "scratch"]:
+    # Defaults: the recipe's lm_instruct ("Vicuna") and lm (pretraining) stages.
+    budgets = {"finetune": (200, 5e-4, 10, 16, 192), "scratch": (1500, 1e-3, 30, 12, 128)}
+    for name, (steps, lr, warmup, rows, seq) in budgets.items():
         p = sub.add_parser(name)
+        p.add_argument("--steps", type=int, default=steps)
+        p.add_argument("--lr", type=float, default=lr)
+        p.add_argument("--warmup", type=int, default=warmup)
+        p.add_argument("--rows", type=int, default=rows, help="rows per update")
+        p.add_argument("--seq", type=int, default=seq, help="tokens per row")
         p.add_argument("--drills", required=True, help="folder written by `drills`")
         p.add_argument("--device", default="cpu")
         p.add_argument("--every", type=int, default=20)
@@ -268,22 +301,12 @@ def main():
     f = sub.choices["finetune"]
     f.add_argument("--llm", required=True, help="exported LM folder (config.json, model.safetensors, tokenizer.json)")
     f.add_argument("--config", help="the model's lynx.yaml (prompt, lower_text)")
-    f.add_argument("--steps", type=int, default=200)
-    f.add_argument("--lr", type=float, default=5e-4)
-    f.add_argument("--warmup", type=int, default=10)
-    f.add_argument("--rows", type=int, default=16)
-    f.add_argument("--seq", type=int, default=192)
     f.add_argument("--lynx-metrics", help="metrics.jsonl of `lynx train` on the same drills")
     f.add_argument("--fresh", action="store_true", help="draw new drills for every example instead of train.jsonl's")
     s = sub.choices["scratch"]
     s.add_argument("--tokenizer", required=True, help="tokenizer.json")
     s.add_argument("--world", help="a world folder: its train/*.jsonl text is mixed in")
     s.add_argument("--drill-share", type=float, default=1.0)
-    s.add_argument("--steps", type=int, default=1500)
-    s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--warmup", type=int, default=30)
-    s.add_argument("--rows", type=int, default=12)
-    s.add_argument("--seq", type=int, default=128)
     s.add_argument("--layers", type=int, default=4)
     s.add_argument("--hidden", type=int, default=256)
     s.add_argument("--heads", type=int, default=4)
@@ -295,22 +318,24 @@ def main():
 
     import torch
     import torch.nn.functional as F
-    import yaml
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(a.seed)
     r = random.Random(a.seed)
     templates = ["{question}"]
     if a.prompts:
-        templates = yaml.safe_load(open(a.prompts)).get("text_instruct") or templates
+        templates = read_yaml(a.prompts).get("text_instruct") or templates
     lookup = read_jsonl(os.path.join(a.drills, "lookup_test.jsonl"))
     count = read_jsonl(os.path.join(a.drills, "count_test.jsonl"))
 
     if a.cmd == "finetune":
         prompt, lower = "User: {question}\nBot:", True
         if a.config:
-            y = yaml.safe_load(open(a.config))
+            y = read_yaml(a.config)
             prompt, lower = y.get("prompt", prompt), bool(y.get("lower_text", lower))
+        for needed in ["config.json", "model.safetensors", "tokenizer.json"]:
+            if not os.path.isfile(os.path.join(a.llm, needed)):
+                sys.exit(f"{a.llm}: no {needed} (expected an LM folder exported by `lynx train`)")
         text = Text(os.path.join(a.llm, "tokenizer.json"), prompt, lower, templates)
         model = LlamaForCausalLM.from_pretrained(a.llm, torch_dtype=torch.float32).to(a.device)
         drills = read_jsonl(os.path.join(a.drills, "train.jsonl"))
@@ -340,7 +365,7 @@ def main():
         world = []
         if a.world:
             tdir = os.path.join(a.world, "train")
-            world = [read_jsonl(os.path.join(tdir, n)) for n in sorted(os.listdir(tdir)) if n.endswith(".jsonl")]
+            world = [read_jsonl(os.path.join(tdir, n)) for n in sorted(os.listdir(tdir)) if n.endswith(".jsonl") and "control" not in n]
         fresh = random.Random(a.seed + 1)
         cfg = LlamaConfig(
             vocab_size=text.tok.get_vocab_size(), hidden_size=a.hidden, intermediate_size=(a.hidden * 8 // 3 + 15) // 16 * 16,
