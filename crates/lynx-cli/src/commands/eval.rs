@@ -1,6 +1,7 @@
 //! `lynx eval`: Open-VQA scoring with the rule or LLM judge and the paper's tables (Section
 //! 3.1, Tables 1 and 2), MME answering and scoring in MME's official results format, OwlEval
-//! answering for the human rating (`lynx rate serve`), and dataset losses (`eval_loss.rs`).
+//! answering for the human rating (`lynx rate serve`), dataset losses (`eval_loss.rs`) and
+//! linear probes of the vision and bridge tokens (`eval_probe.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +30,8 @@ pub enum EvalCommand {
     Owleval(OwlEvalArgs),
     /// Teacher-forced loss per reply token of a model on training-format datasets.
     Loss(super::eval_loss::LossArgs),
+    /// Linear probes: what the vision and bridge tokens hold about a generated world's scenes.
+    Probe(super::eval_probe::ProbeArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -136,6 +139,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         EvalCommand::Mme(a) => mme_cmd(a),
         EvalCommand::Owleval(a) => owleval(a),
         EvalCommand::Loss(a) => super::eval_loss::run(a),
+        EvalCommand::Probe(a) => super::eval_probe::run(a),
     }
 }
 

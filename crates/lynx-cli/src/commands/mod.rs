@@ -6,6 +6,7 @@ pub mod convert;
 pub mod data;
 pub mod eval;
 pub mod eval_loss;
+pub mod eval_probe;
 pub mod forward;
 pub mod generate;
 pub mod model_args;

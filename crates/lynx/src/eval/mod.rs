@@ -1,5 +1,6 @@
 //! Evaluation (paper Section 3.1): Open-VQA with a rule or LLM judge, MME scoring and running,
-//! OwlEval answering, the paper's result tables, and the teacher-forced loss of a dataset.
+//! OwlEval answering, the paper's result tables, the teacher-forced loss of a dataset, and
+//! linear probes of what a model's vision and bridge tokens hold about a generated world.
 
 pub mod judge;
 pub mod loss;
@@ -8,6 +9,7 @@ pub mod mme_run;
 pub mod open_vqa;
 pub mod owleval;
 pub mod owleval_run;
+pub mod probe;
 pub mod report;
 pub mod rule_judge;
 pub mod scoring;
@@ -22,6 +24,7 @@ pub use owleval::{
     OwlAnswer, OwlQuestion,
 };
 pub use owleval_run::{read_answers, run_owleval, OwlEvalOptions, OwlEvalSummary, QuestionError};
+pub use probe::{probe_scenes, probe_table, ProbeOptions, ProbeReport};
 pub use report::{agreement, markdown, Agreement};
 pub use rule_judge::RuleJudge;
 pub use scoring::{
