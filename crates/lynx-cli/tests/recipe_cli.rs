@@ -2,7 +2,8 @@
 //! every stage runs (world, tokenizer, LLaMA, Vicuna, ViT, Lynx stages 1 and 2, export,
 //! report), the result loads with `--model`, a second run from nothing (from the first run's
 //! `plan.yaml` via `--plan`) gives the same bytes, `--resume` skips finished stages, an existing
-//! run is not overwritten, and a bad plan file is refused before any work.
+//! run is not overwritten, a bad plan file is refused before any work, and a plan with stage
+//! 2's shape phase (`ShapePhase`) trains it and mixes its records into stage 2.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -132,6 +133,61 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
                 .any(|l| l.trim_start().starts_with(stage) && l.contains("already done")),
             "{stage}: {log}"
         );
+    }
+
+    // A plan with stage 2's shape phase: on top of run a's stage 1, the phase trains on the
+    // world's shape-name questions alone, and stage 2's mix takes them in with their weight.
+    let c = dir.path().join("c");
+    for part in ["world", "tokenizer", "lm", "vicuna", "vision", "stage1"] {
+        copy_dir(&a.join(part), &c.join(part));
+    }
+    let plan_text = std::fs::read_to_string(&plan).unwrap();
+    assert!(plan_text.contains("stage2_shapes: null"), "{plan_text}");
+    let shaped = plan_text.replace(
+        "stage2_shapes: null",
+        "stage2_shapes:\n  mix_weight: 2.0\n  budget: {steps: 2, batch_size: 2, grad_accum: 1, \
+         lr: 0.001, min_lr: 0.0001, warmup_steps: 1, weight_decay: 0.05, max_seq_len: 160}",
+    );
+    let shaped_plan = dir.path().join("shaped.yaml");
+    std::fs::write(&shaped_plan, shaped).unwrap();
+    let o = lynx(&[
+        "recipe",
+        "default",
+        "--out",
+        c.to_str().unwrap(),
+        "--plan",
+        shaped_plan.to_str().unwrap(),
+        "--resume",
+        "--samples",
+        "1",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(c.join("stage2_shapes").join("model").is_dir());
+    let names = std::fs::read_to_string(c.join("world/train/vqa_shape_names.jsonl")).unwrap();
+    let shapes = [
+        "circle", "square", "triangle", "star", "diamond", "hexagon", "heart", "cross",
+    ];
+    assert!(names.lines().count() > 0);
+    for line in names.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let answer = v["answer"].as_str().unwrap().to_lowercase();
+        assert!(shapes.contains(&answer.trim_end_matches('.')), "{line}");
+    }
+    let s2 = std::fs::read_to_string(c.join("configs/stage2.yaml")).unwrap();
+    assert!(s2.contains("stage2_shapes/model"), "{s2}");
+    assert!(s2.contains("vqa_shape_names.jsonl\n  weight: 2.0"), "{s2}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
     }
 }
 

@@ -109,6 +109,39 @@ pub fn write_packed_dialogs(
     Ok(dialogs)
 }
 
+/// Writes `out` with the records of `input` (a task JSONL file) whose answer is one of
+/// `names` and nothing else, e.g. the `vqa_shape` questions answered by a shape's name.
+/// Returns how many were kept. Stage 2's first part trains on these alone (see
+/// `RecipePlan::stage2_shapes`).
+pub fn write_name_answers(input: &Path, names: &[&str], out: &Path) -> Result<usize> {
+    let text = std::fs::read_to_string(input).map_err(|e| Error::io(input, e))?;
+    let mut kept = String::new();
+    let mut n = 0;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| Error::parse(input.display().to_string(), Some(i + 1), e.to_string()))?;
+        let answer = v.get("answer").and_then(Value::as_str).unwrap_or_default();
+        let answer = answer.trim().trim_end_matches('.').to_lowercase();
+        if names.contains(&answer.as_str()) {
+            kept.push_str(line);
+            kept.push('\n');
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: no record is answered by one of {names:?}",
+            input.display()
+        )));
+    }
+    crate::train::atomic::write_atomic(out, kept.as_bytes())?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +187,47 @@ mod tests {
             }
         }
         assert_eq!(seen, 6);
+    }
+
+    #[test]
+    fn keeps_only_records_answered_by_a_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let input = d.join("vqa_shape.jsonl");
+        std::fs::write(
+            &input,
+            "{\"image\":\"a.png\",\"question\":\"Which shape?\",\"answer\":\"Star.\"}\n\n\
+             {\"image\":\"a.png\",\"question\":\"Is there a star?\",\"answer\":\"yes\"}\n\
+             {\"image\":\"b.png\",\"question\":\"List them.\",\"answer\":\"a red star\"}\n\
+             {\"image\":\"b.png\",\"question\":\"Which shape?\",\"answer\":\"circle\"}\n",
+        )
+        .unwrap();
+        let out = d.join("names.jsonl");
+        assert_eq!(
+            write_name_answers(&input, &["star", "circle"], &out).unwrap(),
+            2
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        let answers: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["answer"].to_string())
+            .collect();
+        assert_eq!(answers, ["\"Star.\"", "\"circle\""]);
+
+        let err = write_name_answers(&input, &["hexagon"], &out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("vqa_shape.jsonl") && err.contains("hexagon"),
+            "{err}"
+        );
+        std::fs::write(&input, "{\"answer\":\"star\"}\nnot json\n").unwrap();
+        let err = write_name_answers(&input, &["star"], &out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("vqa_shape.jsonl") && err.contains('2'),
+            "{err}"
+        );
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! Every training stage is an ordinary `lynx train` config written to `OUT/configs/`, so any
 //! step can be rerun or changed by hand. Layout of `OUT`: `world/`, `configs/`, `tokenizer/`,
-//! `lm/`, `vicuna/`, `vision/`, `stage1/`, `stage2/` (each with its checkpoints and
+//! `lm/`, `vicuna/`, `vision/`, `stage1/`, `stage2_shapes/`, `stage2/` (each with its checkpoints and
 //! `metrics.jsonl`), `model/` (the exported default model), `report.md`, `report.json` and
 //! `recipe.json` (the plan and each step's wall time).
 
@@ -27,10 +27,11 @@ use serde_json::json;
 use crate::data::prompts::PromptTemplates;
 use crate::pipeline::{Engine, EngineOptions};
 use crate::synth::generate_world;
+use crate::synth::vocab::Shape;
 use crate::train::stages::{run_config_file, RunOptions};
 use crate::train::vision::VISION_WEIGHTS;
 use crate::{Error, Result};
-pub use plan::{Budget, RecipePlan};
+pub use plan::{Budget, RecipePlan, ShapePhase};
 
 /// The training files of the world that stage 2 mixes, with their sampling weights.
 ///
@@ -68,6 +69,9 @@ pub const STAGE2_MIX: [(&str, f64); 16] = [
     ("dialog.jsonl", 0.8),
     ("text_instruct.jsonl", 0.4),
 ];
+
+/// The `vqa_shape` records answered by a shape's name (stage 2's first part trains on them).
+pub const SHAPE_NAMES_FILE: &str = "vqa_shape_names.jsonl";
 
 /// All training files of the world (the text of the tokenizer and the language model).
 pub const TEXT_FILES: [&str; 18] = [
@@ -161,7 +165,15 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     let p = Paths::new(out);
     std::fs::create_dir_all(&p.configs).map_err(|e| Error::io(&p.configs, e))?;
     plan::write_yaml(&p.configs.join("plan.yaml"), plan)?;
-    let total = 9;
+    // The shape phase, when the plan has one, is a step of its own.
+    let total = 9 + usize::from(plan.stage2_shapes.is_some());
+    let n = |i: usize| {
+        if i >= 7 && plan.stage2_shapes.is_none() {
+            i - 1
+        } else {
+            i
+        }
+    };
     let mut steps = Vec::new();
     let started = Instant::now();
     let say = |i: usize, name: &str, what: &str| {
@@ -349,46 +361,81 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
         &mut steps, 6, "stage 1", &s1_dir, &p.configs, &cfg, opts, &run_opts, total,
     )?;
 
-    // 7. Lynx stage 2: instruction finetuning with diversified prompts (paper 2.4).
+    // 7. Stage 2's first part, when the plan has one: naming shapes, alone (`ShapePhase`).
+    let s2_start = match &plan.stage2_shapes {
+        None => s1_dir.join("model"),
+        Some(phase) => {
+            let dir = out.join("stage2_shapes");
+            let names: Vec<&str> = Shape::ALL.iter().map(|s| s.name()).collect();
+            let file = p.train.join(SHAPE_NAMES_FILE);
+            if !file.is_file() {
+                data::write_name_answers(&p.train.join("vqa_shape.jsonl"), &names, &file)?;
+            }
+            let cfg = plan::stage_config("finetune", &phase.budget, plan.seed, plan.workers, &dir);
+            let cfg = plan::with(
+                cfg,
+                "model",
+                json!({"dir": s1_dir.join("model").to_string_lossy()}),
+            );
+            let cfg = plan::with(
+                cfg,
+                "datasets",
+                plan::mix_in(&p.train, &[(SHAPE_NAMES_FILE, 1.0)]),
+            );
+            let cfg = finetune_keys(cfg, plan, &prompts)?;
+            timed_stage(
+                &mut steps,
+                7,
+                "stage2_shapes",
+                &dir,
+                &p.configs,
+                &cfg,
+                opts,
+                &run_opts,
+                total,
+            )?;
+            dir.join("model")
+        }
+    };
+
+    // 8. Lynx stage 2: instruction finetuning with diversified prompts (paper 2.4).
     let s2_dir = out.join("stage2");
     let cfg = plan::stage_config("finetune", &plan.stage2, plan.seed, plan.workers, &s2_dir);
-    let cfg = plan::with(
-        cfg,
-        "model",
-        json!({"dir": s1_dir.join("model").to_string_lossy()}),
-    );
-    let cfg = plan::with(cfg, "datasets", plan::mix_in(&p.train, &STAGE2_MIX));
-    let cfg = plan::with(
-        cfg,
-        "loss_reduction",
-        serde_json::to_value(plan.stage2_loss_reduction).map_err(json_err)?,
-    );
-    let cfg = plan::with(cfg, "prompts", json!(prompts.to_string_lossy()));
-    let cfg = plan::with(cfg, "image_res", json!(plan.image_res));
-    let cfg = plan::with(
-        cfg,
-        "train_parts",
-        json!(["bridge", "adapter", "frame_pos"]),
-    );
+    let cfg = plan::with(cfg, "model", json!({"dir": s2_start.to_string_lossy()}));
+    let mut mix = STAGE2_MIX.to_vec();
+    if let Some(phase) = plan.stage2_shapes.as_ref().filter(|s| s.mix_weight > 0.0) {
+        mix.push((SHAPE_NAMES_FILE, phase.mix_weight));
+    }
+    let cfg = plan::with(cfg, "datasets", plan::mix_in(&p.train, &mix));
+    let cfg = finetune_keys(cfg, plan, &prompts)?;
     timed_stage(
-        &mut steps, 7, "stage 2", &s2_dir, &p.configs, &cfg, opts, &run_opts, total,
+        &mut steps,
+        n(8),
+        "stage 2",
+        &s2_dir,
+        &p.configs,
+        &cfg,
+        opts,
+        &run_opts,
+        total,
     )?;
 
-    // 8. Export.
+    // 9. Export.
     let t = Instant::now();
-    say(8, "export", "writing the model (f16 weights)");
+    say(n(9), "export", "writing the model (f16 weights)");
     let model_dir = out.join("model");
     let summary = export::export_model(&s2_dir.join("model"), &model_dir, &lynx_yaml, DType::F16)?;
     push_time(&mut steps, "export", false, t);
 
-    // 9. Report.
+    // 10. Report.
     let t = Instant::now();
-    say(9, "report", "answering the held-out questions");
+    say(n(10), "report", "answering the held-out questions");
     let engine = Engine::load(&EngineOptions {
         model_dir: Some(model_dir.clone()),
         ..EngineOptions::default()
     })?;
-    let bar = crate::train::core::progress_bar(0, opts.progress, &step_label(9, total, "report"));
+    let bar =
+        crate::train::core::progress_bar(0, opts.progress, &step_label(n(10), total, "report"));
     let r = report::evaluate(
         &engine,
         "default model",
@@ -418,6 +465,26 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     let js = serde_json::to_string_pretty(&summary).map_err(json_err)?;
     crate::train::atomic::write_atomic(&marker, js.as_bytes())?;
     Ok(summary)
+}
+
+/// The keys both parts of stage 2 share: loss, prompts, resolution and what trains.
+fn finetune_keys(
+    cfg: serde_json::Value,
+    plan: &RecipePlan,
+    prompts: &Path,
+) -> Result<serde_json::Value> {
+    let cfg = plan::with(
+        cfg,
+        "loss_reduction",
+        serde_json::to_value(plan.stage2_loss_reduction).map_err(json_err)?,
+    );
+    let cfg = plan::with(cfg, "prompts", json!(prompts.to_string_lossy()));
+    let cfg = plan::with(cfg, "image_res", json!(plan.image_res));
+    Ok(plan::with(
+        cfg,
+        "train_parts",
+        json!(["bridge", "adapter", "frame_pos"]),
+    ))
 }
 
 fn push_time(steps: &mut Vec<StepTime>, name: &str, skipped: bool, t: Instant) {
@@ -459,14 +526,14 @@ fn timed_stage(
     cfg: &serde_json::Value,
     opts: &RecipeOptions,
     run_opts: &dyn Fn(usize, &str, bool) -> RunOptions,
-    _total: usize,
+    total: usize,
 ) -> Result<()> {
     let t = Instant::now();
     let done = dir.join("model").is_dir();
     if !done {
         let started = dir.join("checkpoints").is_dir();
         if opts.progress && !started {
-            eprintln!("{}training", step_label(i, 9, name));
+            eprintln!("{}training", step_label(i, total, name));
         }
         run_stage(
             configs,

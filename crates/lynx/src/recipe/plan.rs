@@ -27,6 +27,24 @@ pub struct Budget {
     pub max_seq_len: usize,
 }
 
+/// A first part of stage 2 that trains on naming shapes alone.
+///
+/// Why it was tried (2026-11-28, the stop-20 variant's ViT of 3600 updates and its stage 1):
+/// its bridge tokens name a lone object's shape 60% of the time (`lynx eval probe`), yet
+/// stage 2 leaves the model naming it at chance (29/200). 300 updates on shape-name questions
+/// alone make it name 108/200. The release's stage 2 at lr 1e-3 then wipes that out within
+/// 300 updates (32/200, "star" 181 times, whether or not the bridge trains: 68/200 with only
+/// the adapters training); at lr 2e-4 to 3e-4 it keeps 75-79/200 but learns the rest slowly
+/// (places 53/160 after 600 updates). See docs/probes.md for the full-length run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShapePhase {
+    pub budget: Budget,
+    /// Weight of the same shape-name records in stage 2's mix afterwards (0: not mixed in).
+    #[serde(default)]
+    pub mix_weight: f64,
+}
+
 /// Everything that decides the default model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +73,10 @@ pub struct RecipePlan {
     /// Weights of the vision stage's objective.
     pub vision_loss: VisionLossWeights,
     pub stage1: Budget,
+    /// Stage 2's first part: the `vqa_shape` questions answered by a shape's name, alone,
+    /// before the mix (`None`: stage 2 is the mix only). See `ShapePhase`.
+    #[serde(default)]
+    pub stage2_shapes: Option<ShapePhase>,
     pub stage2: Budget,
     /// How stage 2 averages its token losses (`token`: the release's cross-entropy). Short
     /// answers are about 5% of stage 2's reply tokens outside the packed dialogs, so
@@ -177,6 +199,7 @@ impl RecipePlan {
             // nothing beyond run-to-run spread: held-out 61.0 / 53.6 (seen / unseen) against
             // 61.6 / 52.0, videos 29.5 / 21.8 against 33.3 / 29.5, 8 more minutes.
             stage1: budget(900, 8, 2, 1e-3, 96),
+            stage2_shapes: None,
             stage2: budget(1800, 8, 2, 1e-3, 160),
             stage2_loss_reduction: LossReduction::Token,
             workers: 2,
@@ -204,7 +227,10 @@ impl RecipePlan {
             &mut self.vision_stage,
             &mut self.stage1,
             &mut self.stage2,
-        ] {
+        ]
+        .into_iter()
+        .chain(self.stage2_shapes.as_mut().map(|s| &mut s.budget))
+        {
             b.steps = s(b.steps);
             b.warmup_steps = b.warmup_steps.min(b.steps);
         }
@@ -320,8 +346,14 @@ mod tests {
         let path = dir.path().join("plan.yaml");
         let mut plan = RecipePlan::default_model(7);
         plan.adapter_bottleneck = Some(512);
+        plan.stage2_shapes = Some(ShapePhase {
+            budget: plan.stage1.clone(),
+            mix_weight: 1.5,
+        });
         write_yaml(&path, &plan).unwrap();
         assert_eq!(RecipePlan::load(&path).unwrap(), plan);
+        let scaled = plan.clone().scaled(0.01);
+        assert_eq!(scaled.stage2_shapes.unwrap().budget.steps, 9);
         assert_eq!(plan.lynx_yaml().adapter_bottleneck, Some(512));
 
         // Plans written before the field existed still load, with the release's width.
