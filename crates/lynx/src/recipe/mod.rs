@@ -152,6 +152,7 @@ fn step_label(i: usize, n: usize, name: &str) -> String {
 pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     let out = &opts.out;
     let plan = &opts.plan;
+    plan.validate()?;
     let marker = out.join("recipe.json");
     if !opts.resume && out.join("configs").exists() {
         return Err(Error::config(
@@ -352,11 +353,7 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
         plan::mix_in(&p.train, &[("pairs.jsonl", 1.0)]),
     );
     let cfg = plan::with(cfg, "image_res", json!(plan.image_res));
-    let cfg = plan::with(
-        cfg,
-        "train_parts",
-        json!(["bridge", "adapter", "frame_pos"]),
-    );
+    let cfg = plan::with(cfg, "train_parts", json!(plan::STAGE2_PARTS));
     timed_stage(
         &mut steps, 6, "stage 1", &s1_dir, &p.configs, &cfg, opts, &run_opts, total,
     )?;
@@ -408,6 +405,12 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     }
     let cfg = plan::with(cfg, "datasets", plan::mix_in(&p.train, &mix));
     let cfg = finetune_keys(cfg, plan, &prompts)?;
+    let cfg = if plan.stage2_lr_scale.is_empty() {
+        cfg
+    } else {
+        let scale = serde_json::to_value(&plan.stage2_lr_scale).map_err(json_err)?;
+        plan::with(cfg, "lr_scale", scale)
+    };
     timed_stage(
         &mut steps,
         n(8),
@@ -480,11 +483,7 @@ fn finetune_keys(
     );
     let cfg = plan::with(cfg, "prompts", json!(prompts.to_string_lossy()));
     let cfg = plan::with(cfg, "image_res", json!(plan.image_res));
-    Ok(plan::with(
-        cfg,
-        "train_parts",
-        json!(["bridge", "adapter", "frame_pos"]),
-    ))
+    Ok(plan::with(cfg, "train_parts", json!(plan::STAGE2_PARTS)))
 }
 
 fn push_time(steps: &mut Vec<StepTime>, name: &str, skipped: bool, t: Instant) {

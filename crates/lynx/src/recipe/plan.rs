@@ -2,6 +2,7 @@
 //! budget (issue 4), and the `lynx train` configs written from them, so that every stage of a
 //! recipe run can also be rerun by hand with `lynx train --config`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,12 @@ use crate::config::LynxYaml;
 use crate::model::llm::llama::LlamaConfig;
 use crate::model::vision::eva_vit::VisionConfig;
 use crate::synth::SynthConfig;
-use crate::train::config::{LossReduction, VisionLossWeights};
+use crate::train::config::{LossReduction, TrainPart, VisionLossWeights};
 use crate::{Error, Result};
+
+/// The parts that Lynx's stages 1 and 2 train (paper 2.2); the vision encoder and LLM stay frozen.
+pub const STAGE2_PARTS: [TrainPart; 3] =
+    [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
 
 /// Optimisation budget of one training stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +94,10 @@ pub struct RecipePlan {
     /// lost 5 points (55.1% against 60.1% correct). Kept as a variant, not the default.
     #[serde(default)]
     pub stage2_loss_reduction: LossReduction,
+    /// Stage 2's per-part learning-rate multipliers (`lynx train`'s `lr_scale`; empty: every
+    /// part at the stage's rate). Only `bridge`, `adapter` and `frame_pos` train in stage 2.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage2_lr_scale: BTreeMap<TrainPart, f64>,
     /// Threads computing micro-batches (the numbers do not depend on it).
     pub workers: usize,
 }
@@ -206,6 +215,7 @@ impl RecipePlan {
             stage2_shapes: None,
             stage2: budget(1800, 8, 2, 1e-3, 160),
             stage2_loss_reduction: LossReduction::Token,
+            stage2_lr_scale: BTreeMap::new(),
             workers: 2,
         }
     }
@@ -214,8 +224,30 @@ impl RecipePlan {
     /// rejected, so a typo cannot silently fall back to the default).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_yaml::from_str(&text)
-            .map_err(|e| Error::Invalid(format!("plan {}: {e}", path.display())))
+        let plan: Self = serde_yaml::from_str(&text)
+            .map_err(|e| Error::Invalid(format!("plan {}: {e}", path.display())))?;
+        plan.validate()
+            .map_err(|e| Error::Invalid(format!("plan {}: {e}", path.display())))?;
+        Ok(plan)
+    }
+
+    /// Checks what `lynx train` would only refuse hours into a run.
+    pub fn validate(&self) -> Result<()> {
+        for (part, scale) in &self.stage2_lr_scale {
+            if !STAGE2_PARTS.contains(part) {
+                return Err(Error::config(
+                    format!("stage2_lr_scale.{}", part.name()),
+                    "stage 2 trains only bridge, adapter and frame_pos",
+                ));
+            }
+            if !(scale.is_finite() && *scale > 0.0) {
+                return Err(Error::config(
+                    format!("stage2_lr_scale.{}", part.name()),
+                    format!("must be a number > 0, got {scale}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The same plan with every stage's steps (and the world) scaled by `x` (for quick runs
@@ -376,5 +408,41 @@ mod tests {
             err.contains("plan.yaml") && err.contains("num_bridge_token"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn stage2_lr_scale_round_trips_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.yaml");
+        let plain = RecipePlan::default_model(0);
+        write_yaml(&path, &plain).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("stage2_lr_scale"), "{text}");
+
+        let mut plan = plain.clone();
+        plan.stage2_lr_scale.insert(TrainPart::Bridge, 0.2);
+        write_yaml(&path, &plan).unwrap();
+        let back = RecipePlan::load(&path).unwrap();
+        assert_eq!(back.stage2_lr_scale.get(&TrainPart::Bridge), Some(&0.2));
+
+        for (part, scale, want) in [
+            (
+                TrainPart::VisionEncoder,
+                0.5,
+                "only bridge, adapter and frame_pos",
+            ),
+            (TrainPart::Adapter, -1.0, "> 0"),
+        ] {
+            let mut bad = plain.clone();
+            bad.stage2_lr_scale.insert(part, scale);
+            write_yaml(&path, &bad).unwrap();
+            let err = RecipePlan::load(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("plan.yaml")
+                    && err.contains(&format!("stage2_lr_scale.{}", part.name()))
+                    && err.contains(want),
+                "{err}"
+            );
+        }
     }
 }

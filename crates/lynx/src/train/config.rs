@@ -3,6 +3,7 @@
 //! mixture (2.3/2.4), optimiser, schedules (2.3's 224 -> 420 px resolution switch), checkpoints.
 //! Every struct denies unknown keys, so a key nothing reads is an error naming it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ use crate::data::prompts::PromptTemplates;
 use crate::{Error, Result};
 
 /// The parts of Lynx that a run trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrainPart {
     /// The Perceiver resampler (`bridge.*`).
@@ -31,6 +32,19 @@ pub enum TrainPart {
     /// The whole LLM except its adapters (`LLM.*`); frozen in the paper's recipe (Table 3's
     /// "w/ cross-attn & trainable LLM" ablation unfreezes it).
     Llm,
+}
+
+impl TrainPart {
+    /// The part's name as configs spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainPart::Bridge => "bridge",
+            TrainPart::Adapter => "adapter",
+            TrainPart::FramePos => "frame_pos",
+            TrainPart::VisionEncoder => "vision_encoder",
+            TrainPart::Llm => "llm",
+        }
+    }
 }
 
 /// How the next-token losses of a batch's reply tokens are averaged.
@@ -191,6 +205,10 @@ pub struct TrainConfig {
     #[serde(default = "one")]
     pub grad_accum: usize,
     pub lr: f64,
+    /// Per-part multipliers of the scheduled learning rate (`{bridge: 0.2}`: the resampler
+    /// learns at a fifth of the rate of the adapters); parts not named keep 1.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lr_scale: BTreeMap<TrainPart, f64>,
     #[serde(default)]
     pub min_lr: f64,
     #[serde(default)]
@@ -294,6 +312,18 @@ impl TrainConfig {
                 return Err(Error::config(
                     "train_parts",
                     format!("{p:?} is listed twice"),
+                ));
+            }
+        }
+        for (part, scale) in &self.lr_scale {
+            let key = format!("lr_scale.{}", part.name());
+            if !self.train_parts.contains(part) {
+                return Err(Error::config(key, "this part is not in train_parts"));
+            }
+            if !(scale.is_finite() && *scale > 0.0) {
+                return Err(Error::config(
+                    key,
+                    format!("must be a number > 0 (leave the part out of train_parts to freeze it), got {scale}"),
                 ));
             }
         }
@@ -464,6 +494,14 @@ impl TrainConfig {
     /// The image resolution of update `t` (1-based).
     pub fn image_res_at(&self, t: u64) -> usize {
         image_res_at(&self.resolution_schedule, self.image_res, t)
+    }
+
+    /// The learning-rate multiplier of model parameter `name`: its part's `lr_scale`, or 1.
+    pub fn lr_scale_of(&self, name: &str) -> f64 {
+        self.lr_scale
+            .iter()
+            .find(|(part, _)| super::params::is_trainable(name, &[**part]))
+            .map_or(1.0, |(_, s)| *s)
     }
 
     /// Whether `part` trains.

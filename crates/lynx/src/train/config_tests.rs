@@ -188,3 +188,38 @@ fn open_data_uses_the_prompts_file_and_the_diverse_switch() {
         .to_string();
     assert!(e.contains("/nonexistent/p.yaml"), "{e}");
 }
+
+#[test]
+fn lr_scale_names_parts_and_is_checked() {
+    let c = load("lr_scale: {bridge: 0.2}\n", &[]).unwrap();
+    assert_eq!(c.lr_scale.get(&TrainPart::Bridge), Some(&0.2));
+    assert_eq!(c.lr_scale_of("bridge.layers.0.0.to_q.weight"), 0.2);
+    assert_eq!(
+        c.lr_scale_of("LLM.model.layers.3.output_adapter.adapter_up.weight"),
+        1.0
+    );
+    assert_eq!(c.lr_scale_of("absolute_frame_pos_embed"), 1.0);
+    // Round trip through the saved run config keeps it; an empty map is not written.
+    let text = serde_yaml::to_string(&c).unwrap();
+    assert!(text.contains("lr_scale"), "{text}");
+    let again = TrainConfig::from_yaml(&text, "run.yaml", &[]).unwrap();
+    assert_eq!(again.lr_scale, c.lr_scale);
+    let plain = serde_yaml::to_string(&load("", &[]).unwrap()).unwrap();
+    assert!(!plain.contains("lr_scale"), "{plain}");
+
+    let e = load("lr_scale: {bridge: 0}\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lr_scale.bridge") && e.contains("> 0"), "{e}");
+    let e = load("lr_scale: {adapter: 0.5}\n", &["train_parts=[bridge]"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("lr_scale.adapter") && e.contains("train_parts"),
+        "{e}"
+    );
+    let e = load("lr_scale: {resampler: 0.5}\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lr_scale"), "{e}");
+}

@@ -76,6 +76,7 @@ impl RunCore {
             ));
         }
         let mut optim = AdamW::new(vars.clone(), cfg.adamw())?;
+        optim.scale_lr(|name| cfg.lr_scale_of(name))?;
         let (step, state, metrics) = match latest {
             Some(ck) => {
                 ck.restore_params(&vars)?;

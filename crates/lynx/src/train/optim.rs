@@ -128,6 +128,8 @@ struct ParamState {
     name: String,
     var: Var,
     decay: bool,
+    /// Multiplier of the scheduled learning rate (PyTorch: a parameter group with its own lr).
+    lr_scale: f64,
     step: u64,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
@@ -163,6 +165,7 @@ impl AdamW {
             let dev = var.device().clone();
             states.push(ParamState {
                 decay: decays(&name, shape.rank(), &cfg.no_decay),
+                lr_scale: 1.0,
                 exp_avg: Tensor::zeros(&shape, DType::F32, &dev)?,
                 exp_avg_sq: Tensor::zeros(&shape, DType::F32, &dev)?,
                 step: 0,
@@ -200,6 +203,30 @@ impl AdamW {
         self.params.iter().find(|p| p.name == name).map(|p| p.decay)
     }
 
+    /// Gives each parameter the learning rate `scale(name)` times the scheduled one, for the
+    /// update and the weight decay alike, as a PyTorch parameter group with its own `lr` would.
+    pub fn scale_lr(&mut self, scale: impl Fn(&str) -> f64) -> Result<()> {
+        for p in self.params.iter_mut() {
+            let s = scale(&p.name);
+            if !(s.is_finite() && s > 0.0) {
+                return Err(Error::Invalid(format!(
+                    "learning-rate scale of `{}` must be a number > 0, got {s}",
+                    p.name
+                )));
+            }
+            p.lr_scale = s;
+        }
+        Ok(())
+    }
+
+    /// The learning-rate multiplier of `name` (None if it is not a parameter here).
+    pub fn lr_scale(&self, name: &str) -> Option<f64> {
+        self.params
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.lr_scale)
+    }
+
     /// Adds this backward pass's gradients of our parameters to `acc`.
     pub fn accumulate(&self, acc: &mut Gradients, store: &GradStore) -> Result<()> {
         for p in &self.params {
@@ -223,6 +250,7 @@ impl AdamW {
         let cfg = self.cfg.clone();
         for p in self.params.iter_mut() {
             if let Some(g) = grads.get(&p.name) {
+                let lr = lr * p.lr_scale;
                 update(p, g, lr, &cfg)?;
             }
         }

@@ -262,3 +262,46 @@ fn unclipped_norm_leaves_gradients_alone() {
     let v = g.get("a").unwrap().to_vec1::<f32>().unwrap();
     assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
 }
+
+#[test]
+fn lr_scale_acts_as_a_parameter_group_learning_rate() {
+    // Three steps of `a` at lr 0.1 with scale 0.25 equal three steps at lr 0.025, decay included;
+    // `b` keeps the scheduled rate.
+    let dev = Device::Cpu;
+    let init = Tensor::new(&[[0.5f32, -1.0], [2.0, 0.25]], &dev).unwrap();
+    let grads = [0.3f32, -0.7, 1.1];
+    let run = |scale_a: f64, lr: f64| {
+        let a = Var::from_tensor(&init).unwrap();
+        let b = Var::from_tensor(&init).unwrap();
+        let mut opt = AdamW::new(
+            vec![("a".into(), a.clone()), ("b".into(), b.clone())],
+            AdamWConfig::default(),
+        )
+        .unwrap();
+        opt.scale_lr(|n| if n == "a" { scale_a } else { 1.0 })
+            .unwrap();
+        for g in grads {
+            let mut acc = Gradients::new();
+            let t = init.affine(g as f64, 0.1).unwrap();
+            acc.add("a", &t).unwrap();
+            acc.add("b", &t).unwrap();
+            opt.step(&acc, lr).unwrap();
+        }
+        let flat = |v: &Var| v.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        (flat(&a), flat(&b), opt.lr_scale("a"))
+    };
+    let (scaled, full, s) = run(0.25, 0.1);
+    let (slow, _, _) = run(1.0, 0.025);
+    let (_, reference, _) = run(1.0, 0.1);
+    assert_eq!(s, Some(0.25));
+    for (x, y) in scaled.iter().zip(&slow) {
+        assert!((x - y).abs() < 1e-7, "{scaled:?} vs {slow:?}");
+    }
+    assert_eq!(full, reference);
+    assert_ne!(scaled, full);
+
+    let w = Var::from_tensor(&init).unwrap();
+    let mut opt = AdamW::new(vec![("w".into(), w)], AdamWConfig::default()).unwrap();
+    let err = opt.scale_lr(|_| 0.0).unwrap_err().to_string();
+    assert!(err.contains("`w`") && err.contains("> 0"), "{err}");
+}
