@@ -170,6 +170,14 @@ pub struct VisionLossWeights {
     /// single pixels and learnt in a few hundred steps; shapes need edges across patches and
     /// are learnt last, so the mixture can lean on them.
     pub shape: f64,
+    /// Per-patch silhouettes at sub-patch resolution (`vision_targets::silhouettes`); 0, the
+    /// default, leaves the head out. Not written when 0, so older runs keep their identity.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub mask: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for VisionLossWeights {
@@ -180,6 +188,7 @@ impl Default for VisionLossWeights {
             count: 1.0,
             global: 1.0,
             shape: 1.0,
+            mask: 0.0,
         }
     }
 }
@@ -324,6 +333,22 @@ impl TrainConfig {
                 return Err(Error::config(
                     key,
                     format!("must be a number > 0 (leave the part out of train_parts to freeze it), got {scale}"),
+                ));
+            }
+        }
+        let w = &self.vision_loss;
+        for (name, v) in [
+            ("patch", w.patch),
+            ("place", w.place),
+            ("count", w.count),
+            ("global", w.global),
+            ("shape", w.shape),
+            ("mask", w.mask),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::config(
+                    format!("vision_loss.{name}"),
+                    format!("must be a number >= 0, got {v}"),
                 ));
             }
         }

@@ -223,3 +223,30 @@ fn lr_scale_names_parts_and_is_checked() {
         .to_string();
     assert!(e.contains("lr_scale"), "{e}");
 }
+
+#[test]
+fn vision_loss_mask_is_optional_and_checked() {
+    let c = load("vision_loss: {shape: 4.0, mask: 2.0}\n", &[]).unwrap();
+    assert_eq!((c.vision_loss.shape, c.vision_loss.mask), (4.0, 2.0));
+    assert_eq!(
+        c.vision_loss.patch, 1.0,
+        "unnamed weights keep their default"
+    );
+    let text = serde_yaml::to_string(&c).unwrap();
+    let again = TrainConfig::from_yaml(&text, "run.yaml", &[]).unwrap();
+    assert_eq!(again.vision_loss, c.vision_loss);
+    // Off by default, and not written then, so older runs keep their identity.
+    let plain = load("", &[]).unwrap();
+    assert_eq!(plain.vision_loss.mask, 0.0);
+    assert!(!serde_yaml::to_string(&plain).unwrap().contains("mask"));
+    for bad in [
+        "vision_loss: {mask: -1.0}\n",
+        "vision_loss: {shape: .nan}\n",
+    ] {
+        let e = load(bad, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("vision_loss.") && e.contains(">= 0"),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -26,7 +26,8 @@ use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore, StepStats};
 use crate::train::params::TrainableParams;
 use crate::train::rng::TrainRng;
 use crate::train::vision_targets::{
-    labels, logits, scene_targets, Group, SceneMeta, View, CLS_GROUPS, PATCH_GROUPS, TEXT_SET,
+    labels, logits, scene_targets, Group, SceneMeta, View, CLS_GROUPS, MASK_CELLS, PATCH_GROUPS,
+    TEXT_SET,
 };
 use crate::{Error, Result};
 
@@ -152,14 +153,22 @@ struct Heads {
     norm: LayerNorm,
     patch: Linear,
     cls: Linear,
+    /// The silhouette head, only when its loss has a weight (runs without it keep their
+    /// parameters, initial values and checkpoints).
+    mask: Option<Linear>,
 }
 
 impl Heads {
-    fn new(width: usize, vb: candle_nn::VarBuilder) -> Result<Self> {
+    fn new(width: usize, with_mask: bool, vb: candle_nn::VarBuilder) -> Result<Self> {
         Ok(Self {
             norm: LayerNorm::load(vb.pp("norm"), width, 1e-6)?,
             patch: Linear::load(vb.pp("patch"), width, logits(&PATCH_GROUPS), true)?,
             cls: Linear::load(vb.pp("cls"), width, logits(&CLS_GROUPS) + TEXT_SET, true)?,
+            mask: if with_mask {
+                Some(Linear::load(vb.pp("mask"), width, MASK_CELLS, true)?)
+            } else {
+                None
+            },
         })
     }
 }
@@ -175,6 +184,8 @@ pub struct VisionBatch {
     cls_weight: Tensor,
     /// [B, TEXT_SET]
     text_set: Tensor,
+    /// [B·N, MASK_CELLS]
+    mask: Tensor,
 }
 
 /// Weight of a target that says "nothing here" (class 0) relative to a real one: most
@@ -230,10 +241,26 @@ fn groups_loss(
     Ok(out)
 }
 
-/// Binary cross-entropy with logits, averaged: softplus(x) - x·y, computed stably.
-fn bce(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+/// Binary cross-entropy with logits per element: softplus(x) - x·y, computed stably.
+fn bce_terms(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let softplus = (x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
-    Ok((softplus - (x * y)?)?.mean_all()?)
+    Ok((softplus - (x * y)?)?)
+}
+
+/// Binary cross-entropy with logits, averaged.
+fn bce(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    Ok(bce_terms(x, y)?.mean_all()?)
+}
+
+/// Binary cross-entropy for silhouettes: an empty sub-cell weighs [EMPTY_WEIGHT] of a covered
+/// one. Objects cover about 5% of an image, and unweighted the head first learns to say
+/// "empty" everywhere (intersection over union 0 on the smoke fixture).
+fn mask_bce(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let w = y.affine(1.0 - EMPTY_WEIGHT as f64, EMPTY_WEIGHT as f64)?;
+    let total = w.sum_all()?.to_scalar::<f32>()? as f64;
+    Ok((bce_terms(x, y)? * &w)?
+        .sum_all()?
+        .affine(1.0 / total, 0.0)?)
 }
 
 fn objective(
@@ -271,7 +298,11 @@ fn objective(
     let count = ((&cl[1] + &cl[2])? + &cl[3])?.affine(w.count, 0.0)?;
     let text = bce(&cls_out.narrow(1, n_cls, TEXT_SET)?, &b.text_set)?;
     let global = (((&cl[4] + &cl[5])? + text)? * w.global)?;
-    Ok((((patch + place)? + count)? + global)?)
+    let total = (((patch + place)? + count)? + global)?;
+    match &heads.mask {
+        Some(m) => Ok((total + (mask_bce(&m.forward(&patches)?, &b.mask)? * w.mask)?)?),
+        None => Ok(total),
+    }
 }
 
 fn argmax(xs: &[f32]) -> usize {
@@ -338,7 +369,7 @@ impl VisionTrainer {
         );
         let vb = params.var_builder(&device);
         let encoder = EvaVit::new(&vc, vb.pp("vision_encoder"))?;
-        let heads = Heads::new(vc.embed_dim, vb.pp(HEAD))?;
+        let heads = Heads::new(vc.embed_dim, cfg.vision_loss.mask > 0.0, vb.pp(HEAD))?;
         let (core, state) = RunCore::open(&cfg, params.vars(), resume)?;
         let mut scenes = SceneSet::open(&cfg)?;
         let mut rng = TrainRng::new(cfg.seed, 0x7a1e);
@@ -375,7 +406,7 @@ impl VisionTrainer {
     pub fn next_batch(&mut self) -> Result<VisionBatch> {
         let res = self.cfg.image_res;
         let patch = self.vision_config.patch_size;
-        let (mut px, mut pl, mut cl, mut ts) = (vec![], vec![], vec![], vec![]);
+        let (mut px, mut pl, mut cl, mut ts, mut mk) = (vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..self.cfg.batch_size {
             let (scene, media) = self.scenes.next().clone();
             let img = load_image(&media)?;
@@ -402,6 +433,7 @@ impl VisionTrainer {
             pl.extend(t.patch);
             cl.extend(t.cls);
             ts.extend(t.text_set);
+            mk.extend(t.mask);
         }
         let b = self.cfg.batch_size;
         let n = (res / patch) * (res / patch);
@@ -415,6 +447,7 @@ impl VisionTrainer {
             cls_weight: Tensor::ones((b, nc), DType::F32, dev)?,
             cls: Tensor::from_vec(cl, (b, nc), dev)?,
             text_set: Tensor::from_vec(ts, (b, TEXT_SET), dev)?,
+            mask: Tensor::from_vec(mk, (b * n, MASK_CELLS), dev)?,
         })
     }
 
@@ -483,12 +516,18 @@ impl VisionTrainer {
 
     /// Accuracy of the pretraining heads per target group on the image scenes of `scenes`
     /// (a scenes.jsonl file), seen whole: a probe of what the encoder's tokens hold. Patch
-    /// groups count only patches where the target is not "nothing" (class 0), except `place`.
+    /// groups count only patches where the target is not "nothing" (class 0), except `place`;
+    /// `patch.mask_iou` (with the silhouette head) is the intersection over union of the
+    /// silhouettes.
     pub fn probe(&self, scenes: &Path) -> Result<Vec<(String, f64)>> {
         let text = std::fs::read_to_string(scenes).map_err(|e| Error::io(scenes, e))?;
         let base = scenes.parent().map(Path::to_path_buf).unwrap_or_default();
         let res = self.cfg.image_res;
         let mut hits: Vec<(usize, usize)> = vec![(0, 0); PATCH_GROUPS.len() + CLS_GROUPS.len()];
+        // Silhouettes, when the head exists: intersection and union of the sub-cells predicted
+        // covered (logit > 0) and those covered. Most sub-cells are empty, so plain accuracy
+        // would flatter a head that says "empty" everywhere.
+        let mut mask_hits = (0usize, 0usize);
         for (i, line) in text
             .lines()
             .enumerate()
@@ -514,6 +553,17 @@ impl VisionTrainer {
                 .patch
                 .forward(&h.narrow(1, 1, n1 - 1)?.squeeze(0)?)?;
             let cls = self.heads.cls.forward(&h.narrow(1, 0, 1)?.squeeze(0)?)?;
+            if let Some(m) = &self.heads.mask {
+                let got = m
+                    .forward(&h.narrow(1, 1, n1 - 1)?.squeeze(0)?)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                for (g, want) in got.iter().zip(&t.mask) {
+                    let (g, w) = (*g > 0.0, *want > 0.5);
+                    mask_hits.0 += usize::from(g && w);
+                    mask_hits.1 += usize::from(g || w);
+                }
+            }
             let (patch, cls) = (patch.to_vec2::<f32>()?, cls.to_vec2::<f32>()?);
             let per = labels(&PATCH_GROUPS);
             for (p, row) in patch.iter().enumerate() {
@@ -544,6 +594,15 @@ impl VisionTrainer {
             .iter()
             .map(|g| format!("patch.{}", g.name))
             .chain(CLS_GROUPS.iter().map(|g| format!("cls.{}", g.name)));
+        if self.heads.mask.is_some() {
+            hits.push(mask_hits);
+        }
+        let names = names.chain(
+            self.heads
+                .mask
+                .as_ref()
+                .map(|_| "patch.mask_iou".to_string()),
+        );
         Ok(names
             .zip(hits)
             .map(|(n, (h, t))| {
@@ -601,6 +660,20 @@ mod tests {
                 assert_ne!(rows[i], rows[j]);
             }
         }
+    }
+
+    #[test]
+    fn empty_sub_cells_weigh_less_in_the_silhouette_loss() {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[0.0f32, 0.0, 2.0, -2.0], &dev).unwrap();
+        let y = Tensor::new(&[1.0f32, 0.0, 1.0, 0.0], &dev).unwrap();
+        let got = mask_bce(&x, &y).unwrap().to_scalar::<f32>().unwrap();
+        // Per element: ln 2, ln 2, ln(1 + e^-2) twice; weights 1, 0.1, 1, 0.1.
+        let (a, b) = (2f32.ln(), (1.0 + (-2f32).exp()).ln());
+        let want = (a + 0.1 * a + b + 0.1 * b) / 2.2;
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        let plain = bce(&x, &y).unwrap().to_scalar::<f32>().unwrap();
+        assert!((plain - (2.0 * a + 2.0 * b) / 4.0).abs() < 1e-6);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use serde::Deserialize;
 
+use crate::synth::render::{inside_unit, unit_extent};
 use crate::synth::vocab::{Color, Place, Shape, Size, WORDS};
 
 /// The largest count the targets tell apart (the world has at most 6 objects).
@@ -131,6 +132,11 @@ pub const CLS_GROUPS: [Group; 6] = [
         classes: 9,
     },
 ];
+
+/// Sub-cells per side of a patch in the silhouette target: each patch says which of its
+/// `MASK_SIDE`² sub-cells an object covers.
+pub const MASK_SIDE: usize = 4;
+pub const MASK_CELLS: usize = MASK_SIDE * MASK_SIDE;
 
 /// Multi-hot class-token target: which words and numbers are written in the image.
 pub const TEXT_SET: usize = WORDS.len() + NUMBERS;
@@ -304,6 +310,49 @@ pub struct Targets {
     pub cls: Vec<u32>,
     /// [TEXT_SET], 0 or 1.
     pub text_set: Vec<f32>,
+    /// [grid² × MASK_CELLS], 0 or 1: the objects' silhouettes at sub-patch resolution.
+    pub mask: Vec<f32>,
+}
+
+/// An object's shape, centre and half-size, recovered from its tight box (the world draws
+/// each shape at a centre and half-size, and writes the box `shape_bbox` makes of them).
+fn pose_of(o: &SceneObject) -> Option<(Shape, f32, f32, f32)> {
+    let shape = Shape::ALL[shape_index(&o.shape)?];
+    let e = unit_extent(shape);
+    let r = (o.bbox[2] - o.bbox[0]) / (e[2] - e[0]);
+    (r > 0.0).then(|| (shape, o.bbox[0] - e[0] * r, o.bbox[1] - e[1] * r, r))
+}
+
+/// Which sub-cells of each patch lie inside an object's silhouette. A patch inside a large
+/// object looks like any other patch of its colour; only its edges tell the shape. This target
+/// is decided by the pixels under the patch alone, so the patch embedding learns outlines early
+/// and the shape targets, which need them put together across patches, have them to start from.
+fn silhouettes(objects: &[&SceneObject], view: &View) -> Vec<f32> {
+    let g = view.grid();
+    let poses: Vec<_> = objects.iter().filter_map(|o| pose_of(o)).collect();
+    let mut mask = vec![0f32; g * g * MASK_CELLS];
+    // Grid units to original pixels.
+    let (sx, sy) = (
+        view.width * view.patch as f32 / view.res as f32,
+        view.height * view.patch as f32 / view.res as f32,
+    );
+    for gy in 0..g {
+        for gx in 0..g {
+            let cells = &mut mask[(gy * g + gx) * MASK_CELLS..][..MASK_CELLS];
+            for (k, cell) in cells.iter_mut().enumerate() {
+                let u = gx as f32 + ((k % MASK_SIDE) as f32 + 0.5) / MASK_SIDE as f32;
+                let v = gy as f32 + ((k / MASK_SIDE) as f32 + 0.5) / MASK_SIDE as f32;
+                let (x, y) = (view.left + u * sx, view.top + v * sy);
+                if poses
+                    .iter()
+                    .any(|&(s, cx, cy, r)| inside_unit(s, (x - cx) / r, (y - cy) / r))
+                {
+                    *cell = 1.0;
+                }
+            }
+        }
+    }
+    mask
 }
 
 /// The targets of `scene` seen through `view`. Objects and text outside the crop still count
@@ -400,6 +449,7 @@ pub fn scene_targets(scene: &SceneMeta, view: &View) -> Targets {
         patch,
         cls,
         text_set,
+        mask: silhouettes(&objects, view),
     }
 }
 
@@ -459,18 +509,63 @@ mod tests {
     }
 
     #[test]
-    fn a_crop_moves_the_targets() {
+    fn silhouettes_follow_the_shape_not_its_box() {
         let s = scene();
-        // Keep the right half: the first triangle leaves the view.
-        let view = View {
+        let t = scene_targets(&s, &View::full(112.0, 112.0, 112, 14));
+        assert_eq!(t.mask.len(), 64 * MASK_CELLS);
+        let cell = |x: f32, y: f32| {
+            let (gx, gy) = ((x / 14.0) as usize, (y / 14.0) as usize);
+            let (cx, cy) = (
+                ((x % 14.0) / 14.0 * MASK_SIDE as f32) as usize,
+                ((y % 14.0) / 14.0 * MASK_SIDE as f32) as usize,
+            );
+            t.mask[(gy * 8 + gx) * MASK_CELLS + cy * MASK_SIDE + cx]
+        };
+        // The first triangle (box 7..33 x 10..33) points up: its base is filled, the top
+        // corners of its box are not.
+        assert_eq!(cell(20.0, 30.0), 1.0, "middle of the base");
+        assert_eq!(cell(20.0, 12.0), 1.0, "the apex");
+        assert_eq!(cell(9.0, 12.0), 0.0, "top-left corner of the box");
+        assert_eq!(cell(31.0, 12.0), 0.0, "top-right corner of the box");
+        // Empty sky.
+        assert_eq!(cell(100.0, 5.0), 0.0);
+        let covered: f32 = t.mask.iter().sum();
+        // Two triangles of about 26x23 and 17x17 pixels fill about half their boxes.
+        let cells_per_px = (MASK_SIDE as f32 / 14.0).powi(2);
+        let area = 0.5 * (26.0 * 23.0 + 17.0 * 17.0) * cells_per_px;
+        assert!((covered - area).abs() < 0.2 * area, "{covered} vs {area}");
+        // A crop of the right half moves the second triangle left by 56 pixels, and doubles it.
+        let c = scene_targets(&s, &right_half());
+        // Original (88, 94), base of the second triangle: x' = (88 - 56) * 2 = 64.
+        let (gx, gy) = (64 / 14, 94 / 14);
+        let sub = ((64 % 14) * MASK_SIDE / 14, (94 % 14) * MASK_SIDE / 14);
+        assert_eq!(
+            c.mask[(gy * 8 + gx) * MASK_CELLS + sub.1 * MASK_SIDE + sub.0],
+            1.0
+        );
+        // Only the second triangle is left, twice as wide.
+        let second = 0.5 * 2.0 * 17.0 * 17.0 * cells_per_px;
+        let got: f32 = c.mask.iter().sum();
+        assert!((got - second).abs() < 0.25 * second, "{got} vs {second}");
+    }
+
+    /// The right half of the image, stretched to the full resolution.
+    fn right_half() -> View {
+        View {
             left: 56.0,
             top: 0.0,
             width: 56.0,
             height: 112.0,
             res: 112,
             patch: 14,
-        };
-        let t = scene_targets(&s, &view);
+        }
+    }
+
+    #[test]
+    fn a_crop_moves_the_targets() {
+        let s = scene();
+        // Keep the right half: the first triangle leaves the view.
+        let t = scene_targets(&s, &right_half());
         assert_eq!(t.cls[1], 1, "one object visible");
         assert_eq!(t.cls[2 + 2], 1);
         assert_eq!(t.text_set[WORDS.len() + 47], 1.0);
