@@ -36,6 +36,13 @@ pub struct BridgeSizes {
     pub head_dim: usize,
     #[serde(default = "d_ff_mult")]
     pub ff_mult: usize,
+    /// The resampler's locality bias (`BridgeConfig::locality`; 0, the release, when absent).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub locality: f64,
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for BridgeSizes {
@@ -44,6 +51,7 @@ impl Default for BridgeSizes {
             num_heads: d_heads(),
             head_dim: d_head_dim(),
             ff_mult: d_ff_mult(),
+            locality: 0.0,
         }
     }
 }

@@ -103,6 +103,8 @@ impl Preset {
                 num_heads: 8,
                 head_dim: 64,
                 ff_mult: 4,
+                locality: 0.0,
+                media_grid: 0,
             },
             vision,
             adapter: AdapterConfig {

@@ -94,6 +94,8 @@ pub fn lynx_config(yaml: &LynxYaml, llm: LlamaConfig, base_vocab: usize) -> Resu
             num_heads: yaml.bridge_config.num_heads,
             head_dim: yaml.bridge_config.head_dim,
             ff_mult: yaml.bridge_config.ff_mult,
+            locality: yaml.bridge_config.locality,
+            media_grid: yaml.image_res / vision.patch_size.max(1),
         },
         vision,
         adapter: AdapterConfig {
