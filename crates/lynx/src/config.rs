@@ -39,6 +39,10 @@ pub struct BridgeSizes {
     /// The resampler's locality bias (`BridgeConfig::locality`; 0, the release, when absent).
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub locality: f64,
+    /// The resampler also reads the prompt (`BridgeConfig::instruction_aware`; false, the
+    /// release, when absent).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub instruction_aware: bool,
 }
 
 fn is_zero_f64(x: &f64) -> bool {
@@ -52,6 +56,7 @@ impl Default for BridgeSizes {
             head_dim: d_head_dim(),
             ff_mult: d_ff_mult(),
             locality: 0.0,
+            instruction_aware: false,
         }
     }
 }

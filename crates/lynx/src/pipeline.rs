@@ -15,6 +15,7 @@ use crate::data::image::{load_image, Preprocessor};
 use crate::data::tokenizer::{LynxTokenizer, TokenizerSource};
 use crate::data::video::{load_video, FrameSampling};
 use crate::generation::{generate_with, GenerationConfig};
+use crate::model::bridge::resampler::BridgePrompt;
 use crate::model::load::{self, LoadedModel};
 use crate::model::lynx::{Lynx, LynxConfig};
 use crate::model::session::LlmSession;
@@ -297,11 +298,13 @@ impl Engine {
         }
     }
 
-    /// Bridge tokens [B, L, D] and their mask [B, L] (0 for rows without media).
+    /// Bridge tokens [B, L, D] and their mask [B, L] (0 for rows without media); an
+    /// instruction-aware bridge also reads `prompt`.
     pub fn bridge_tokens(
         &self,
         reqs: &[Request],
         rng: &mut ChaCha8Rng,
+        prompt: Option<BridgePrompt>,
     ) -> Result<(Tensor, Tensor)> {
         let dev = self.model.device();
         let (mut image_rows, mut images, mut video_rows, mut videos) =
@@ -331,6 +334,7 @@ impl Engine {
             reqs.len(),
             images.as_ref().map(|t| (image_rows.as_slice(), t)),
             videos.as_ref().map(|t| (video_rows.as_slice(), t)),
+            prompt,
         )
     }
 
@@ -357,8 +361,12 @@ impl Engine {
         let dev = self.model.device();
         let id_t = Tensor::from_vec(flat, (reqs.len(), t), dev)?;
         let mask_t = Tensor::from_vec(text_mask, (reqs.len(), t), dev)?;
-        let (bridge, bridge_mask) = self.bridge_tokens(reqs, rng)?;
         let text = self.model.llm().embed(&id_t)?;
+        let prompt = BridgePrompt {
+            embeds: &text,
+            mask: &mask_t,
+        };
+        let (bridge, bridge_mask) = self.bridge_tokens(reqs, rng, Some(prompt))?;
         let embeds = Tensor::cat(&[&bridge.to_dtype(text.dtype())?, &text], 1)?;
         let mask = Tensor::cat(&[&bridge_mask, &mask_t], 1)?;
         Ok((embeds, mask, ids))

@@ -11,6 +11,7 @@ use lynx::config::LynxYaml;
 use lynx::data::conversation::{PromptFormat, Turn};
 use lynx::data::datasets::{Media, MediaKind, MediaSource, Sample, SampleKind};
 use lynx::data::tokenizer::{LynxTokenizer, TokenizerSource};
+use lynx::model::bridge::resampler::BridgePrompt;
 use lynx::model::load::{lynx_config, read_llama_config, release_mounts};
 use lynx::model::lynx::Lynx;
 use lynx::model::weights::WeightStore;
@@ -172,4 +173,103 @@ fn adapter_bottleneck_sets_the_trained_adapter_width() {
     yaml.adapter_bottleneck = Some(0);
     let err = yaml.validate().unwrap_err().to_string();
     assert!(err.contains("adapter_bottleneck"), "{err}");
+}
+
+#[test]
+fn an_instruction_aware_bridge_trains_on_the_prompt_alone() {
+    let mut yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
+    yaml.bridge_config.instruction_aware = true;
+    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
+    let cfg = lynx_config(
+        &yaml,
+        read_llama_config(&tiny().join("vicuna")).unwrap(),
+        tok.vocab_size(),
+    )
+    .unwrap();
+    // `bridge.text_proj` is in no file: it starts fresh, as in a recipe's stage 1.
+    let mounts = release_mounts(&yaml).unwrap().into_iter().map(|mut m| {
+        m.strict = false;
+        m
+    });
+    let store = Arc::new(WeightStore::new(mounts.collect()));
+    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
+    let dev = Device::Cpu;
+    let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
+    let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
+    let builder = BatchBuilder {
+        tokenizer: Arc::new(tok),
+        format: PromptFormat {
+            template: yaml.prompt.clone(),
+            lower_text: true,
+        },
+        mean: yaml.image_mean,
+        std: yaml.image_std,
+        num_frames: cfg.num_frames,
+        max_seq_len: 64,
+        augment: false,
+    };
+    let mut rng = TrainRng::new(3, 0);
+    let question = "What is in the image?";
+    let example = |answer: &str, rng: &mut TrainRng| {
+        let s = sample(MediaKind::Image, "data/images/img_a.jpg", question, answer);
+        builder.example(&s, 56, rng).unwrap()
+    };
+    let short = example("a platform", &mut rng);
+    let long = example("a long platform by the red train", &mut rng);
+    let mut batch = builder.collate(vec![short, long], &dev).unwrap();
+    if let Some(m) = batch.images.as_mut() {
+        m.1 = m.1.to_dtype(DType::F64).unwrap();
+    }
+
+    // The prompt mask covers every token before the reply and nothing after.
+    let prompt: Vec<Vec<u32>> = batch.prompt_mask.to_vec2().unwrap();
+    let text: Vec<Vec<u32>> = batch.text_mask.to_vec2().unwrap();
+    for (row, p) in batch.targets.iter().copied() {
+        assert_eq!(prompt[row][p + 1], 0, "reply token {} of row {row}", p + 1);
+    }
+    for row in 0..2 {
+        let first_reply = batch.targets.iter().find(|t| t.0 == row).unwrap().1 + 1;
+        assert!(prompt[row][..first_reply].iter().all(|&m| m == 1), "{row}");
+        for (p, &t) in text[row].iter().enumerate() {
+            assert!(t == 1 || prompt[row][p] == 0, "padding read at {p}");
+        }
+    }
+    // Both rows ask the same question, so the bridge gives them the same tokens: the
+    // different answers (and paddings) are not read.
+    let ids = batch.images.as_ref().unwrap();
+    let embeds = model.llm().embed(&batch.ids).unwrap();
+    let (bridge, _) = model
+        .row_bridge_tokens(
+            2,
+            Some((ids.0.as_slice(), &ids.1)),
+            None,
+            Some(BridgePrompt {
+                embeds: &embeds,
+                mask: &batch.prompt_mask,
+            }),
+        )
+        .unwrap();
+    let gap: f64 = (bridge.get(0).unwrap() - bridge.get(1).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(gap < 1e-9, "{gap}");
+
+    // The projection of the prompt learns, with exact gradients.
+    let loss = batch_loss(&model, &batch, 0.0, LossReduction::Token).unwrap();
+    let grads = loss.backward().unwrap();
+    let vars = params.vars();
+    let name = "bridge.text_proj.weight";
+    let var = &vars
+        .iter()
+        .find(|(n, _)| n == name)
+        .expect("text_proj trains")
+        .1;
+    common::assert_gradient_matches(name, var, &grads, 1e-5, &[1.0 / 3.0, 1.0], || {
+        value(&batch_loss(&model, &batch, 0.0, LossReduction::Token).unwrap())
+    });
 }

@@ -105,6 +105,7 @@ impl Preset {
                 ff_mult: 4,
                 locality: 0.0,
                 media_grid: 0,
+                instruction_aware: false,
             },
             vision,
             adapter: AdapterConfig {

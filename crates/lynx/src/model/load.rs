@@ -96,6 +96,7 @@ pub fn lynx_config(yaml: &LynxYaml, llm: LlamaConfig, base_vocab: usize) -> Resu
             ff_mult: yaml.bridge_config.ff_mult,
             locality: yaml.bridge_config.locality,
             media_grid: yaml.image_res / vision.patch_size.max(1),
+            instruction_aware: yaml.bridge_config.instruction_aware,
         },
         vision,
         adapter: AdapterConfig {

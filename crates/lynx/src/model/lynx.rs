@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::model::bridge::resampler::{BridgeConfig, Resampler};
+use crate::model::bridge::resampler::{BridgeConfig, BridgePrompt, Resampler};
 use crate::model::llm::llama::{AdapterConfig, Llama, LlamaConfig};
 use crate::model::vision::eva_vit::{EvaVit, VisionConfig};
 use crate::{Error, Result};
@@ -146,12 +146,14 @@ impl Lynx {
 
     /// Bridge tokens [B, L, D] for a batch whose rows hold an image, a video or nothing, and
     /// their mask [B, L]: rows without media get zeros that the mask hides from the LLM.
-    /// `images`/`videos` give the rows that have them and their pixels.
+    /// `images`/`videos` give the rows that have them and their pixels. `prompt` (all `batch`
+    /// rows) is read by an instruction-aware bridge and ignored by the release's.
     pub fn row_bridge_tokens(
         &self,
         batch: usize,
         images: Option<(&[usize], &Tensor)>,
         videos: Option<(&[usize], &Tensor)>,
+        prompt: Option<BridgePrompt>,
     ) -> Result<(Tensor, Tensor)> {
         let (l, d) = (self.cfg.bridge.num_bridge_tokens, self.cfg.llm.hidden_size);
         let mut rows: Vec<Option<Tensor>> = vec![None; batch];
@@ -159,8 +161,25 @@ impl Lynx {
             images.map(|(r, px)| (r, MediaBatch::Images(px.clone()))),
             videos.map(|(r, px)| (r, MediaBatch::Videos(px.clone()))),
         ];
+        let prompt = prompt.filter(|_| self.cfg.bridge.instruction_aware);
         for (idx, media) in groups.into_iter().flatten() {
-            let tokens = self.bridge_tokens(&media)?;
+            let picked = match prompt {
+                Some(p) => {
+                    let ids: Vec<u32> = idx.iter().map(|&r| r as u32).collect();
+                    let ids = Tensor::from_vec(ids, idx.len(), p.embeds.device())?;
+                    Some((
+                        p.embeds.index_select(&ids, 0)?,
+                        p.mask.index_select(&ids, 0)?,
+                    ))
+                }
+                None => None,
+            };
+            let tokens = self.bridge.forward_with_prompt(
+                &self.encode_media(&media)?,
+                picked
+                    .as_ref()
+                    .map(|(embeds, mask)| BridgePrompt { embeds, mask }),
+            )?;
             for (k, &row) in idx.iter().enumerate() {
                 let slot = rows.get_mut(row).ok_or_else(|| {
                     Error::Invalid(format!("media row {row} outside a batch of {batch}"))

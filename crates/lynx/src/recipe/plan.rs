@@ -74,6 +74,10 @@ pub struct RecipePlan {
     /// release's resampler). Not written when 0, so older plans keep their identity.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub bridge_locality: f64,
+    /// The resampler also reads the prompt (`bridge_config.instruction_aware`; false: the
+    /// release's resampler). Not written when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bridge_instruction_aware: bool,
     pub adapter_freq: usize,
     /// Adapter bottleneck width (`None`: half the LLM's hidden size, as in the release).
     #[serde(default)]
@@ -193,6 +197,7 @@ impl RecipePlan {
             // answers: held-out 61.6 / 50.1 (seen / unseen) against 61.6 / 52.0, videos 29.5 /
             // 25.6, side still "right" 194 times in 200 (docs/probes.md, stop 24).
             bridge_locality: 0.0,
+            bridge_instruction_aware: false,
             adapter_freq: 1,
             // The release's width (hidden/2 = 128). Four times wider (512; both runs with 32
             // bridge tokens) lowered stage 1's caption loss by only 2% (0.432 against 0.439 over
@@ -335,6 +340,7 @@ impl RecipePlan {
         y.bridge_config.head_dim = self.bridge_head_dim;
         y.bridge_config.ff_mult = self.bridge_ff_mult;
         y.bridge_config.locality = self.bridge_locality;
+        y.bridge_config.instruction_aware = self.bridge_instruction_aware;
         y
     }
 }
@@ -495,5 +501,23 @@ mod tests {
             err.contains("plan.yaml") && err.contains("bridge_locality") && err.contains("32"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn bridge_instruction_aware_reaches_the_lynx_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.yaml");
+        let plain = RecipePlan::default_model(0);
+        write_yaml(&path, &plain).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("instruction_aware"), "{text}");
+        assert!(!plain.lynx_yaml().bridge_config.instruction_aware);
+
+        let mut aware = plain.clone();
+        aware.bridge_instruction_aware = true;
+        write_yaml(&path, &aware).unwrap();
+        let loaded = RecipePlan::load(&path).unwrap();
+        assert_eq!(loaded, aware);
+        assert!(loaded.lynx_yaml().bridge_config.instruction_aware);
     }
 }

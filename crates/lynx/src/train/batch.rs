@@ -32,6 +32,9 @@ pub struct Batch {
     pub ids: Tensor,
     /// [B, T] u32, 0 on right padding.
     pub text_mask: Tensor,
+    /// [B, T] u32, 1 on the prompt's tokens (not padding, not reply tokens): what an
+    /// instruction-aware bridge reads, so that it never sees the answers it is trained on.
+    pub prompt_mask: Tensor,
     /// (row, position) of each predicted token.
     pub targets: Vec<(usize, usize)>,
     /// [N] u32
@@ -152,6 +155,7 @@ impl BatchBuilder {
         let pad = self.tokenizer.pad_id();
         let mut ids = Vec::with_capacity(b * t);
         let mut mask = Vec::with_capacity(b * t);
+        let mut prompt_mask = Vec::with_capacity(b * t);
         let mut targets = Vec::new();
         let mut labels = Vec::new();
         let mut text_tokens = 0;
@@ -174,6 +178,13 @@ impl BatchBuilder {
                     .chain(std::iter::repeat_n(pad, t - n)),
             );
             mask.extend(std::iter::repeat_n(1u32, n).chain(std::iter::repeat_n(0, t - n)));
+            prompt_mask.extend(
+                ex.tokens
+                    .is_target
+                    .iter()
+                    .map(|&reply| u32::from(!reply))
+                    .chain(std::iter::repeat_n(0, t - n)),
+            );
             match ex.media {
                 Some((MediaKind::Image, px)) => {
                     image_rows.push(row);
@@ -200,6 +211,7 @@ impl BatchBuilder {
             videos: stack(video_rows, videos)?,
             ids: Tensor::from_vec(ids, (b, t), device)?,
             text_mask: Tensor::from_vec(mask, (b, t), device)?,
+            prompt_mask: Tensor::from_vec(prompt_mask, (b, t), device)?,
             targets,
             labels: Tensor::from_vec(labels, n, device)?,
             text_tokens,

@@ -13,6 +13,7 @@ use crate::data::conversation::PromptFormat;
 use crate::data::datasets::Sample;
 use crate::data::mixture::{Mixture, MixtureState};
 use crate::data::tokenizer::{LynxTokenizer, TokenizerSource};
+use crate::model::bridge::resampler::BridgePrompt;
 use crate::model::convert::write_converted;
 use crate::model::llm::llama::Llama;
 use crate::model::load::{self, LoadedModel};
@@ -159,12 +160,16 @@ pub fn batch_loss(
     label_smoothing: f64,
     reduction: LossReduction,
 ) -> Result<Tensor> {
+    let text = model.llm().embed(&batch.ids)?;
     let (bridge, bridge_mask) = model.row_bridge_tokens(
         batch.size,
         batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
         batch.videos.as_ref().map(|(r, t)| (r.as_slice(), t)),
+        Some(BridgePrompt {
+            embeds: &text,
+            mask: &batch.prompt_mask,
+        }),
     )?;
-    let text = model.llm().embed(&batch.ids)?;
     let embeds = Tensor::cat(&[&bridge.to_dtype(text.dtype())?, &text], 1)?;
     let mask = Tensor::cat(&[&bridge_mask, &batch.text_mask], 1)?;
     let hidden = model.llm().forward_hidden(&embeds, &mask, None)?;

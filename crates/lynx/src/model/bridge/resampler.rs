@@ -7,6 +7,11 @@
 //! `locality` (0 in the release) adds a fixed bias to every attention logit that ties each
 //! latent to one cell of a square grid over the image, so the bridge keeps where things are
 //! (see [`locality_bias`]).
+//!
+//! `instruction_aware` (off in the release) also lets the latents attend to the prompt's token
+//! embeddings, projected by `bridge.text_proj`, as InstructBLIP's Q-Former reads the
+//! instruction: the bridge can then pick out what the question asks about, instead of leaving
+//! that lookup to the frozen LLM.
 
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
@@ -42,7 +47,17 @@ pub struct BridgeConfig {
     /// is above 0.
     #[serde(default, skip_serializing_if = "is_zero_usize")]
     pub media_grid: usize,
+    /// Keys and values also hold the prompt's token embeddings (`bridge.text_proj`; false: the
+    /// release's resampler). Why: the default model's frozen LLM does not look up, in its
+    /// context, which bridge token holds the object a question names (docs/lm-lookup.md), so
+    /// the bridge is given the question and can hand over the answer's features directly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub instruction_aware: bool,
 }
+
+/// The additive logit of a padded prompt token: far below any real logit, and finite so that
+/// f16 and bf16 hold it.
+const MASKED: f64 = -1e4;
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
@@ -90,8 +105,8 @@ impl PerceiverAttention {
         })
     }
 
-    /// media [B, M, W], latents [B, L, D] -> [B, L, D] (without the residual); `bias` [L, M]
-    /// is added to every head's logits.
+    /// media [B, M, W], latents [B, L, D] -> [B, L, D] (without the residual); `bias`
+    /// ([L, M], or [B, 1, L or 1, M]) is added to every head's logits.
     fn forward(&self, media: &Tensor, latents: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let (b, m, _) = media.dims3()?;
         let l = latents.dim(1)?;
@@ -148,6 +163,16 @@ pub struct Resampler {
     norm: LayerNorm,
     /// [`locality_bias`] of one frame, [L, 1 + media_grid²], when `locality` is above 0.
     frame_bias: Option<Tensor>,
+    /// Prompt embeddings (LLM width) -> media width, when `instruction_aware`.
+    text_proj: Option<Linear>,
+}
+
+/// The prompt an instruction-aware bridge reads: token embeddings [B, T, latent_dim] and a mask
+/// [B, T] (u32, 1 on the prompt's tokens, 0 on padding and on reply tokens).
+#[derive(Clone, Copy)]
+pub struct BridgePrompt<'a> {
+    pub embeds: &'a Tensor,
+    pub mask: &'a Tensor,
 }
 
 /// The locality bias of one frame, [L, 1 + grid²] for media laid out as the vision encoder
@@ -217,12 +242,23 @@ impl Resampler {
         } else {
             None
         };
+        let text_proj = if cfg.instruction_aware {
+            Some(Linear::load(
+                vb.pp("text_proj"),
+                cfg.latent_dim,
+                cfg.media_dim,
+                false,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
             cfg: cfg.clone(),
             latents,
             layers,
             norm: LayerNorm::load(vb.pp("norm"), cfg.latent_dim, EPS)?,
             frame_bias,
+            text_proj,
         })
     }
 
@@ -237,22 +273,74 @@ impl Resampler {
 
     /// media [B, M, media_dim] -> bridge tokens [B, num_bridge_tokens, latent_dim].
     pub fn forward(&self, media: &Tensor) -> Result<Tensor> {
+        self.forward_with_prompt(media, None)
+    }
+
+    /// As [`Resampler::forward`]; an instruction-aware bridge also reads `prompt` (rows as in
+    /// `media`). Without a prompt it reads the media alone; a bridge that is not
+    /// instruction-aware ignores the prompt.
+    pub fn forward_with_prompt(
+        &self,
+        media: &Tensor,
+        prompt: Option<BridgePrompt>,
+    ) -> Result<Tensor> {
         let b = media.dim(0)?;
         let media = media.to_dtype(self.latents.dtype())?;
+        let m = media.dim(1)?;
+        let (keys, prompt_bias) = match (&self.text_proj, prompt) {
+            (Some(proj), Some(p)) => self.with_prompt(proj, &media, p)?,
+            _ => (media, None),
+        };
+        let k = keys.dim(1)?;
+        let locality = match &self.frame_bias {
+            Some(frame) => {
+                let bias = media_bias(frame, m, self.cfg.media_grid)?;
+                // Every latent sees the whole prompt: no locality on its tokens.
+                Some(bias.pad_with_zeros(1, 0, k - m)?)
+            }
+            None => None,
+        };
+        let bias = match (locality, prompt_bias) {
+            (Some(l), Some(p)) => Some(p.broadcast_add(&l)?),
+            (l, p) => l.or(p),
+        };
         let mut latents = self
             .latents
             .unsqueeze(0)?
             .broadcast_as((b, self.cfg.num_bridge_tokens, self.cfg.latent_dim))?
             .contiguous()?;
-        let bias = match &self.frame_bias {
-            Some(frame) => Some(media_bias(frame, media.dim(1)?, self.cfg.media_grid)?),
-            None => None,
-        };
         for (attn, ff) in &self.layers {
-            latents = (attn.forward(&media, &latents, bias.as_ref())? + &latents)?;
+            latents = (attn.forward(&keys, &latents, bias.as_ref())? + &latents)?;
             latents = (ff.forward(&latents)? + &latents)?;
         }
         Ok(self.norm.forward(&latents)?)
+    }
+
+    /// Media [B, M, W] ++ projected prompt [B, T, W], and the logit bias [B, 1, 1, M + T] that
+    /// hides the prompt's padding and reply tokens.
+    fn with_prompt(
+        &self,
+        proj: &Linear,
+        media: &Tensor,
+        prompt: BridgePrompt,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (b, m, _) = media.dims3()?;
+        let (pb, t, d) = prompt.embeds.dims3()?;
+        let mask_dims = prompt.mask.dims2()?;
+        if pb != b || d != self.cfg.latent_dim || mask_dims != (b, t) {
+            return Err(Error::Invalid(format!(
+                "bridge_config.instruction_aware: the prompt is {pb}x{t}x{d} with a {}x{} mask, \
+                 expected {b} rows of width {} (one per media)",
+                mask_dims.0, mask_dims.1, self.cfg.latent_dim
+            )));
+        }
+        let dtype = media.dtype();
+        let text = proj.forward(&prompt.embeds.to_dtype(dtype)?)?;
+        let keys = Tensor::cat(&[media, &text], 1)?;
+        let hidden = ((prompt.mask.to_dtype(dtype)? - 1.0)? * -MASKED)?;
+        let bias = Tensor::zeros((b, m), dtype, media.device())?;
+        let bias = Tensor::cat(&[&bias, &hidden], 1)?.reshape((b, 1, 1, m + t))?;
+        Ok((keys, Some(bias)))
     }
 }
 
@@ -270,156 +358,5 @@ fn media_bias(frame: &Tensor, m: usize, grid: usize) -> Result<Tensor> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use candle_core::{DType, Device, IndexOp};
-
-    use super::*;
-
-    #[test]
-    fn locality_bias_ties_each_latent_to_its_cell() {
-        // 4 latents over 4×4 patches: latent 0 owns the top-left 2×2 patches.
-        let bias = locality_bias(4, 4, 3.0).unwrap();
-        assert_eq!(bias.dims(), &[4, 17]);
-        let b: Vec<Vec<f32>> = bias.to_vec2().unwrap();
-        let at = |l: usize, y: usize, x: usize| b[l][1 + y * 4 + x];
-        for row in &b {
-            assert_eq!(row[0], 0.0, "the class token is seen by every latent");
-        }
-        // Its own patches are the four nearest (-3 · 2 · 0.25² each); the rest fall off.
-        let own = at(0, 0, 0);
-        assert!((own + 0.375).abs() < 1e-6, "{own}");
-        for (y, x) in [(0, 1), (1, 0), (1, 1)] {
-            assert_eq!(at(0, y, x), own);
-        }
-        assert!(at(0, 0, 2) < own && at(0, 3, 3) < at(0, 0, 2));
-        // The grid is symmetric: latent 3 (bottom-right) mirrors latent 0.
-        assert_eq!(at(3, 3, 3), own);
-        assert_eq!(at(3, 0, 0), at(0, 3, 3));
-        assert_eq!(at(1, 0, 3), own);
-    }
-
-    #[test]
-    fn locality_needs_a_square_number_of_latents_and_a_sane_strength() {
-        let err = locality_bias(32, 8, 3.0).unwrap_err().to_string();
-        assert!(
-            err.contains("bridge_config.locality") && err.contains("32"),
-            "{err}"
-        );
-        let err = locality_bias(16, 8, -1.0).unwrap_err().to_string();
-        assert!(err.contains(">= 0"), "{err}");
-        let err = locality_bias(16, 8, f64::NAN).unwrap_err().to_string();
-        assert!(err.contains("NaN"), "{err}");
-        assert!(locality_bias(16, 0, 3.0).is_err());
-    }
-
-    fn eye(n: usize) -> Tensor {
-        Tensor::eye(n, DType::F32, &Device::Cpu).unwrap()
-    }
-
-    /// One head of width 4 whose queries are zero (every content logit 0) and whose values
-    /// and output are the normalised media themselves.
-    fn plain_attention() -> PerceiverAttention {
-        let d = 4;
-        let z = |shape: (usize, usize)| Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap();
-        let ones = Tensor::ones(d, DType::F32, &Device::Cpu).unwrap();
-        let zeros = Tensor::zeros(d, DType::F32, &Device::Cpu).unwrap();
-        let mut w = HashMap::new();
-        for n in ["norm_media", "norm_latents"] {
-            w.insert(format!("{n}.weight"), ones.clone());
-            w.insert(format!("{n}.bias"), zeros.clone());
-        }
-        w.insert("to_q.weight".into(), z((d, d)));
-        w.insert(
-            "to_kv.weight".into(),
-            Tensor::cat(&[z((d, d)), eye(d)], 0).unwrap(),
-        );
-        w.insert("to_out.weight".into(), eye(d));
-        let cfg = BridgeConfig {
-            depth: 1,
-            num_bridge_tokens: 4,
-            media_dim: d,
-            latent_dim: d,
-            num_heads: 1,
-            head_dim: d,
-            ff_mult: 1,
-            locality: 3.0,
-            media_grid: 4,
-        };
-        let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
-        PerceiverAttention::new(&cfg, vb).unwrap()
-    }
-
-    /// Media of one 4×4 frame: every patch is background except one object patch.
-    fn frame_with_object_at(y: usize, x: usize) -> Tensor {
-        let background = [0f32, 1.0, 0.0, -1.0];
-        let object = [1f32, 0.0, -1.0, 0.0];
-        let mut rows = vec![[0f32, 0.0, 0.0, 0.0]];
-        for py in 0..4 {
-            for px in 0..4 {
-                rows.push(if (py, px) == (y, x) {
-                    object
-                } else {
-                    background
-                });
-            }
-        }
-        let flat: Vec<f32> = rows.concat();
-        Tensor::from_vec(flat, (1, 17, 4), &Device::Cpu).unwrap()
-    }
-
-    /// How much of the object each latent took in (its output along the object's direction).
-    fn object_share(attn: &PerceiverAttention, media: &Tensor, bias: Option<&Tensor>) -> Vec<f32> {
-        let latents = Tensor::zeros((1, 4, 4), DType::F32, &Device::Cpu).unwrap();
-        let out = attn.forward(media, &latents, bias).unwrap();
-        (0..4)
-            .map(|l| out.i((0, l, 0)).unwrap().to_scalar::<f32>().unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn a_local_bridge_keeps_which_side_an_object_is_on() {
-        let attn = plain_attention();
-        let bias = locality_bias(4, 4, 3.0).unwrap();
-        let left = frame_with_object_at(0, 0);
-        let right = frame_with_object_at(0, 3);
-
-        // Free latents (the release) average the frame: every latent sees the object alike,
-        // wherever it is.
-        let free_left = object_share(&attn, &left, None);
-        let free_right = object_share(&attn, &right, None);
-        for l in 1..4 {
-            assert!((free_left[l] - free_left[0]).abs() < 1e-6, "{free_left:?}");
-        }
-        assert!((free_left[0] - free_right[0]).abs() < 1e-6);
-
-        // Local latents: the top-left latent takes in an object at the top left far more
-        // than the top-right latent does, and the other way round.
-        let l = object_share(&attn, &left, Some(&bias));
-        let r = object_share(&attn, &right, Some(&bias));
-        assert!(l[0] > 3.0 * l[1] && l[0] > free_left[0], "{l:?}");
-        assert!(r[1] > 3.0 * r[0], "{r:?}");
-    }
-
-    #[test]
-    fn the_frame_bias_repeats_over_video_frames() {
-        let attn = plain_attention();
-        let frame = frame_with_object_at(2, 1);
-        let bias = locality_bias(4, 4, 3.0).unwrap();
-        let video = Tensor::cat(&[&frame, &frame, &frame], 1).unwrap();
-        let resampler_bias = media_bias(&bias, 51, 4).unwrap();
-        // Three identical frames attend exactly as one.
-        let one = object_share(&attn, &frame, Some(&bias));
-        let three = object_share(&attn, &video, Some(&resampler_bias));
-        for (a, b) in one.iter().zip(&three) {
-            assert!((a - b).abs() < 1e-5, "{one:?} {three:?}");
-        }
-        // Media that are not whole frames are refused, naming the key.
-        let err = media_bias(&bias, 50, 4).unwrap_err().to_string();
-        assert!(
-            err.contains("bridge_config.locality") && err.contains("50"),
-            "{err}"
-        );
-    }
-}
+#[path = "resampler_tests.rs"]
+mod tests;
