@@ -197,6 +197,12 @@ impl RecipePlan {
             // answers: held-out 61.6 / 50.1 (seen / unseen) against 61.6 / 52.0, videos 29.5 /
             // 25.6, side still "right" 194 times in 200 (docs/probes.md, stop 24).
             bridge_locality: 0.0,
+            // true, with one question per record (dialog_turns 1, so the bridge can specialise
+            // to it), beat the same data with the free bridge by 1.5 points held-out (60.8 /
+            // 48.6 against 59.3 / 47.0, seen / unseen) but not the packed default (61.6 / 52.0);
+            // lone shapes and sides stayed priors. With stop 21's shape phase as well it kept
+            // shape names through the mix (lone shapes 71/200 against 28) and lifted videos to
+            // 50.0 / 37.2, but lost colours: images 59.8 / 51.0 (docs/lm-lookup.md, stop 25).
             bridge_instruction_aware: false,
             adapter_freq: 1,
             // The release's width (hidden/2 = 128). Four times wider (512; both runs with 32
