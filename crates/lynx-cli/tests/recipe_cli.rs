@@ -137,7 +137,7 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
 
     // A plan with stage 2's shape phase: on top of run a's stage 1, the phase trains on the
     // world's shape-name questions alone, and stage 2's mix takes them in with their weight;
-    // stage 2 (only) trains the bridge at half the rate.
+    // stage 2 (only) trains the bridge at half the rate; both parts add the bridge-answer loss.
     let c = dir.path().join("c");
     for part in ["world", "tokenizer", "lm", "vicuna", "vision", "stage1"] {
         copy_dir(&a.join(part), &c.join(part));
@@ -148,7 +148,7 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
         "stage2_shapes: null",
         "stage2_shapes:\n  mix_weight: 2.0\n  budget: {steps: 2, batch_size: 2, grad_accum: 1, \
          lr: 0.001, min_lr: 0.0001, warmup_steps: 1, weight_decay: 0.05, max_seq_len: 160}\n\
-         stage2_lr_scale: {bridge: 0.5}",
+         stage2_lr_scale: {bridge: 0.5}\nstage2_bridge_answer_loss: 0.25",
     );
     let shaped_plan = dir.path().join("shaped.yaml");
     std::fs::write(&shaped_plan, shaped).unwrap();
@@ -182,6 +182,9 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
     assert!(s2.contains("lr_scale:\n  bridge: 0.5"), "{s2}");
     let phase = std::fs::read_to_string(c.join("configs/stage2_shapes.yaml")).unwrap();
     assert!(!phase.contains("lr_scale"), "{phase}");
+    for cfg in [&s2, &phase] {
+        assert!(cfg.contains("bridge_answer_loss: 0.25"), "{cfg}");
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {

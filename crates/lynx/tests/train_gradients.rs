@@ -19,7 +19,7 @@ use lynx::train::batch::BatchBuilder;
 use lynx::train::config::{LossReduction, TrainPart};
 use lynx::train::params::TrainableParams;
 use lynx::train::rng::TrainRng;
-use lynx::train::trainer::batch_loss;
+use lynx::train::trainer::{batch_loss, batch_loss_with, bridge_answer_loss};
 
 fn tiny() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny")
@@ -272,4 +272,133 @@ fn an_instruction_aware_bridge_trains_on_the_prompt_alone() {
     common::assert_gradient_matches(name, var, &grads, 1e-5, &[1.0 / 3.0, 1.0], || {
         value(&batch_loss(&model, &batch, 0.0, LossReduction::Token).unwrap())
     });
+}
+
+#[test]
+fn the_bridge_answer_loss_names_the_reply_from_the_bridge_tokens_alone() {
+    let yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
+    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
+    let cfg = lynx_config(
+        &yaml,
+        read_llama_config(&tiny().join("vicuna")).unwrap(),
+        tok.vocab_size(),
+    )
+    .unwrap();
+    let store = Arc::new(WeightStore::new(release_mounts(&yaml).unwrap()));
+    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
+    let dev = Device::Cpu;
+    let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
+    let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
+    let builder = BatchBuilder {
+        tokenizer: Arc::new(tok),
+        format: PromptFormat {
+            template: yaml.prompt.clone(),
+            lower_text: true,
+        },
+        mean: yaml.image_mean,
+        std: yaml.image_std,
+        num_frames: cfg.num_frames,
+        max_seq_len: 64,
+        augment: false,
+    };
+    let mut rng = TrainRng::new(5, 0);
+    let mut text_only = sample(MediaKind::Image, "unused", "Say hello.", "hello there");
+    text_only.kind = SampleKind::Text;
+    text_only.media = None;
+    let samples = [
+        sample(
+            MediaKind::Image,
+            "data/images/img_a.jpg",
+            "What is in the image?",
+            "a platform",
+        ),
+        text_only.clone(),
+        sample(
+            MediaKind::Video,
+            "data/videos/vid7.json",
+            "What moves?",
+            "a train",
+        ),
+    ];
+    let examples = samples
+        .iter()
+        .map(|s| builder.example(s, 56, &mut rng).unwrap())
+        .collect();
+    let mut batch = builder.collate(examples, &dev).unwrap();
+    for m in [&mut batch.images, &mut batch.videos].into_iter().flatten() {
+        m.1 = m.1.to_dtype(DType::F64).unwrap();
+    }
+    let bridge = |batch: &lynx::train::batch::Batch| {
+        let embeds = model.llm().embed(&batch.ids).unwrap();
+        model
+            .row_bridge_tokens(
+                batch.size,
+                batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
+                batch.videos.as_ref().map(|(r, t)| (r.as_slice(), t)),
+                Some(BridgePrompt {
+                    embeds: &embeds,
+                    mask: &batch.prompt_mask,
+                }),
+            )
+            .unwrap()
+            .0
+    };
+    let tokens = bridge(&batch);
+    let aux = bridge_answer_loss(model.llm(), &tokens, &batch)
+        .unwrap()
+        .expect("two rows have media");
+
+    // By hand: the LM head on each media row's mean bridge token, the cross-entropy of every
+    // reply token of that row; the text-only row (1) has no bridge and is left out.
+    let labels: Vec<u32> = batch.labels.to_vec1().unwrap();
+    let mut total = 0.0;
+    let mut n = 0;
+    for (&(row, _), &label) in batch.targets.iter().zip(&labels) {
+        if row == 1 {
+            continue;
+        }
+        let mean = tokens.get(row).unwrap().mean_keepdim(0).unwrap();
+        let logits = model.llm().logits(&mean).unwrap();
+        let logp = candle_nn::ops::log_softmax(&logits, 1).unwrap();
+        let lp: Vec<f64> = logp.get(0).unwrap().to_vec1().unwrap();
+        total -= lp[label as usize];
+        n += 1;
+    }
+    assert!(n >= 4, "{n} reply tokens with media");
+    assert!((value(&aux) - total / n as f64).abs() < 1e-9);
+
+    // The weighted sum is what trains, and a weight of 0 is the release's loss exactly.
+    let plain = value(&batch_loss(&model, &batch, 0.0, LossReduction::Token).unwrap());
+    let off = batch_loss_with(&model, &batch, 0.0, LossReduction::Token, 0.0).unwrap();
+    assert_eq!(value(&off), plain);
+    let with = |w: f64| batch_loss_with(&model, &batch, 0.0, LossReduction::Token, w).unwrap();
+    assert!((value(&with(0.7)) - plain - 0.7 * value(&aux)).abs() < 1e-9);
+
+    // Its gradients are exact, and they reach the bridge only: the LM head is frozen and
+    // the adapters sit after the bridge.
+    let grads = with(0.7).backward().unwrap();
+    let vars = params.vars();
+    let var = |name: &str| &vars.iter().find(|(n, _)| n == name).unwrap().1;
+    for name in ["bridge.latents", "bridge.layers.0.0.to_q.weight"] {
+        common::assert_gradient_matches(name, var(name), &grads, 1e-5, &[1.0 / 3.0, 1.0], || {
+            value(&with(0.7))
+        });
+    }
+    let aux_grads = aux.backward().unwrap();
+    assert!(aux_grads.get(var("bridge.latents")).is_some());
+    let adapter = var("LLM.model.layers.0.output_adapter.adapter_down.weight");
+    assert!(
+        aux_grads.get(adapter).is_none(),
+        "the adapters get no aux gradient"
+    );
+
+    // A batch without media has nothing for the bridge to name.
+    let lone = builder
+        .collate(
+            vec![builder.example(&text_only, 56, &mut rng).unwrap()],
+            &dev,
+        )
+        .unwrap();
+    let none = bridge_answer_loss(model.llm(), &bridge(&lone), &lone).unwrap();
+    assert!(none.is_none());
 }

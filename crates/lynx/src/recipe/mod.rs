@@ -483,6 +483,15 @@ fn finetune_keys(
     );
     let cfg = plan::with(cfg, "prompts", json!(prompts.to_string_lossy()));
     let cfg = plan::with(cfg, "image_res", json!(plan.image_res));
+    let cfg = if plan.stage2_bridge_answer_loss > 0.0 {
+        plan::with(
+            cfg,
+            "bridge_answer_loss",
+            json!(plan.stage2_bridge_answer_loss),
+        )
+    } else {
+        cfg
+    };
     Ok(plan::with(cfg, "train_parts", json!(plan::STAGE2_PARTS)))
 }
 

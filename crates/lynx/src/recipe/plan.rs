@@ -106,6 +106,10 @@ pub struct RecipePlan {
     /// part at the stage's rate). Only `bridge`, `adapter` and `frame_pos` train in stage 2.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stage2_lr_scale: BTreeMap<TrainPart, f64>,
+    /// Weight of stage 2's bridge-answer loss (`lynx train`'s `bridge_answer_loss`; 0, the
+    /// default, is the release's objective).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stage2_bridge_answer_loss: f64,
     /// Threads computing micro-batches (the numbers do not depend on it).
     pub workers: usize,
 }
@@ -240,6 +244,7 @@ impl RecipePlan {
             stage2: budget(1800, 8, 2, 1e-3, 160),
             stage2_loss_reduction: LossReduction::Token,
             stage2_lr_scale: BTreeMap::new(),
+            stage2_bridge_answer_loss: 0.0,
             workers: 2,
         }
     }
@@ -265,6 +270,13 @@ impl RecipePlan {
                 self.bridge_locality,
             )
             .map_err(|e| Error::config("bridge_locality", e.to_string()))?;
+        }
+        let answer = self.stage2_bridge_answer_loss;
+        if !(answer.is_finite() && (0.0..=100.0).contains(&answer)) {
+            return Err(Error::config(
+                "stage2_bridge_answer_loss",
+                format!("must be in [0, 100], got {answer}"),
+            ));
         }
         for (part, scale) in &self.stage2_lr_scale {
             if !STAGE2_PARTS.contains(part) {
@@ -525,5 +537,28 @@ mod tests {
         let loaded = RecipePlan::load(&path).unwrap();
         assert_eq!(loaded, aware);
         assert!(loaded.lynx_yaml().bridge_config.instruction_aware);
+    }
+
+    #[test]
+    fn stage2_bridge_answer_loss_round_trips_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.yaml");
+        let plain = RecipePlan::default_model(0);
+        write_yaml(&path, &plain).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("bridge_answer_loss"), "{text}");
+
+        let mut aux = plain.clone();
+        aux.stage2_bridge_answer_loss = 0.3;
+        write_yaml(&path, &aux).unwrap();
+        assert_eq!(RecipePlan::load(&path).unwrap(), aux);
+
+        aux.stage2_bridge_answer_loss = -1.0;
+        write_yaml(&path, &aux).unwrap();
+        let err = RecipePlan::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("plan.yaml") && err.contains("stage2_bridge_answer_loss"),
+            "{err}"
+        );
     }
 }

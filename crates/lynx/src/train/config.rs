@@ -240,6 +240,13 @@ pub struct TrainConfig {
     /// How token losses are averaged (`token`, the default, or `example`).
     #[serde(default, skip_serializing_if = "LossReduction::is_token")]
     pub loss_reduction: LossReduction,
+    /// Weight of the bridge-answer loss (0: none, the release's objective): the LM head,
+    /// applied to the mean of a row's bridge tokens, should name the row's reply tokens
+    /// ([`crate::train::trainer::bridge_answer_loss`]). It reaches the bridge directly, so an
+    /// instruction-aware bridge learns to pick out what the question asks about instead of
+    /// learning it only through the frozen LM.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bridge_answer_loss: f64,
     #[serde(default = "default_seed")]
     pub seed: u64,
     #[serde(default = "default_save_every")]
@@ -401,6 +408,7 @@ impl TrainConfig {
         in_range("eps", self.eps, 0.0, 1.0)?;
         in_range("weight_decay", self.weight_decay, 0.0, 1.0)?;
         in_range("label_smoothing", self.label_smoothing, 0.0, 0.999)?;
+        in_range("bridge_answer_loss", self.bridge_answer_loss, 0.0, 100.0)?;
         in_range("max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)?;
         if let Some(c) = self.clip_grad_norm {
             if !(c.is_finite() && c > 0.0) {

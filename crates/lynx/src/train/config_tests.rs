@@ -45,6 +45,10 @@ fn loads_with_defaults() {
     assert_eq!(c.adamw().weight_decay, 0.05);
     assert_eq!(c.mixture_options().seed, 42);
     assert!(c.trains(TrainPart::FramePos));
+    assert_eq!(c.bridge_answer_loss, 0.0);
+    let aux = load("bridge_answer_loss: 0.3\n", &[]).unwrap();
+    assert_eq!(aux.bridge_answer_loss, 0.3);
+    assert_ne!(c.identity().unwrap(), aux.identity().unwrap());
 }
 
 #[test]
@@ -123,6 +127,7 @@ fn bad_overrides_and_values_name_the_key() {
         ("datasets[1].weight=-1", "datasets[1].weight"),
         ("clip_grad_norm=0", "clip_grad_norm"),
         ("max_bad_fraction=2", "max_bad_fraction"),
+        ("bridge_answer_loss=-0.5", "bridge_answer_loss"),
         ("train_parts=[bridge, bridge]", "train_parts"),
         ("model.llm=", "model"),
     ] {

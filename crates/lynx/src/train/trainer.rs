@@ -160,6 +160,17 @@ pub fn batch_loss(
     label_smoothing: f64,
     reduction: LossReduction,
 ) -> Result<Tensor> {
+    batch_loss_with(model, batch, label_smoothing, reduction, 0.0)
+}
+
+/// [`batch_loss`] plus `bridge_answer` times [`bridge_answer_loss`] (when it is > 0).
+pub fn batch_loss_with(
+    model: &Lynx,
+    batch: &Batch,
+    label_smoothing: f64,
+    reduction: LossReduction,
+    bridge_answer: f64,
+) -> Result<Tensor> {
     let text = model.llm().embed(&batch.ids)?;
     let (bridge, bridge_mask) = model.row_bridge_tokens(
         batch.size,
@@ -174,14 +185,57 @@ pub fn batch_loss(
     let mask = Tensor::cat(&[&bridge_mask, &batch.text_mask], 1)?;
     let hidden = model.llm().forward_hidden(&embeds, &mask, None)?;
     let prefix = hidden.dim(1)? - batch.ids.dim(1)?;
-    target_loss(
+    let loss = target_loss(
         model.llm(),
         &hidden,
         prefix,
         batch,
         label_smoothing,
         reduction,
-    )
+    )?;
+    if bridge_answer <= 0.0 {
+        return Ok(loss);
+    }
+    match bridge_answer_loss(model.llm(), &bridge, batch)? {
+        Some(aux) => Ok((&loss + (aux.to_dtype(loss.dtype())? * bridge_answer)?)?),
+        None => Ok(loss),
+    }
+}
+
+/// The bridge-answer loss: the LM head applied to the mean of a row's bridge tokens
+/// (`bridge` [B, L, D]) should name that row's reply tokens, as a bag (cross-entropy averaged
+/// over the reply tokens of rows that have media; `None` when no row has both). The LM only
+/// turns into words what its context holds prominently (a lone object's colour, not which
+/// object is on the left: docs/lm-lookup.md), so this asks the bridge to hand over the answer
+/// itself. Not part of the release's objective; it trains the bridge alone (the head is frozen).
+pub fn bridge_answer_loss(llm: &Llama, bridge: &Tensor, batch: &Batch) -> Result<Option<Tensor>> {
+    let mut has_media = vec![false; batch.size];
+    for rows in [&batch.images, &batch.videos].into_iter().flatten() {
+        for &r in &rows.0 {
+            if let Some(m) = has_media.get_mut(r) {
+                *m = true;
+            }
+        }
+    }
+    let labels = batch.labels.to_vec1::<u32>()?;
+    let (rows, picked): (Vec<u32>, Vec<u32>) = batch
+        .targets
+        .iter()
+        .zip(&labels)
+        .filter(|((r, _), _)| has_media.get(*r).copied().unwrap_or(false))
+        .map(|(&(r, _), &l)| (r as u32, l))
+        .unzip();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let n = rows.len();
+    let dev = bridge.device();
+    let mean = bridge.mean(1)?;
+    let mean = mean.index_select(&Tensor::from_vec(rows, n, dev)?, 0)?;
+    let logits = llm.logits(&mean.to_dtype(llm.dtype())?)?;
+    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let labels = Tensor::from_vec(picked, (n, 1), dev)?;
+    Ok(Some(logp.gather(&labels, 1)?.neg()?.mean_all()?))
 }
 
 /// The next-token loss at a batch's targets, from the LLM's final hidden states [B, S, D]
@@ -378,10 +432,10 @@ impl Trainer {
         let t = self.core.step + 1;
         let bridge = self.base.cfg.bridge.num_bridge_tokens;
         let (model, smoothing) = (&self.model, self.cfg.label_smoothing);
-        let reduction = self.cfg.loss_reduction;
+        let (reduction, answer) = (self.cfg.loss_reduction, self.cfg.bridge_answer_loss);
         let loss = move |b: &Batch| -> Result<MicroLoss> {
             Ok((
-                batch_loss(model, b, smoothing, reduction)?,
+                batch_loss_with(model, b, smoothing, reduction, answer)?,
                 b.text_tokens + b.size * bridge,
             ))
         };
