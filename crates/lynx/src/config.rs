@@ -43,6 +43,14 @@ pub struct BridgeSizes {
     /// release, when absent).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub instruction_aware: bool,
+    /// The last bridge tokens are mixtures of the LLM's word embeddings
+    /// (`BridgeConfig::word_tokens`; 0, the release, when absent).
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub word_tokens: usize,
+}
+
+fn is_zero_usize(x: &usize) -> bool {
+    *x == 0
 }
 
 fn is_zero_f64(x: &f64) -> bool {
@@ -57,6 +65,7 @@ impl Default for BridgeSizes {
             ff_mult: d_ff_mult(),
             locality: 0.0,
             instruction_aware: false,
+            word_tokens: 0,
         }
     }
 }

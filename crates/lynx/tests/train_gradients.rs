@@ -19,7 +19,7 @@ use lynx::train::batch::BatchBuilder;
 use lynx::train::config::{LossReduction, TrainPart};
 use lynx::train::params::TrainableParams;
 use lynx::train::rng::TrainRng;
-use lynx::train::trainer::{batch_loss, batch_loss_with, bridge_answer_loss};
+use lynx::train::trainer::{batch_loss, batch_loss_with, bridge_answer_loss, word_answer_loss};
 
 fn tiny() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny")
@@ -401,4 +401,144 @@ fn the_bridge_answer_loss_names_the_reply_from_the_bridge_tokens_alone() {
         .unwrap();
     let none = bridge_answer_loss(model.llm(), &bridge(&lone), &lone).unwrap();
     assert!(none.is_none());
+}
+
+#[test]
+fn word_tokens_learn_to_name_the_reply_as_words_the_llm_reads() {
+    let mut yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
+    yaml.bridge_config.word_tokens = 2;
+    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
+    let cfg = lynx_config(
+        &yaml,
+        read_llama_config(&tiny().join("vicuna")).unwrap(),
+        tok.vocab_size(),
+    )
+    .unwrap();
+    // `bridge.word_head` is in no file: it starts fresh, as in a recipe's stage 1.
+    let mounts = release_mounts(&yaml).unwrap().into_iter().map(|mut m| {
+        m.strict = false;
+        m
+    });
+    let store = Arc::new(WeightStore::new(mounts.collect()));
+    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
+    let dev = Device::Cpu;
+    let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
+    let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
+    let builder = BatchBuilder {
+        tokenizer: Arc::new(tok),
+        format: PromptFormat {
+            template: yaml.prompt.clone(),
+            lower_text: true,
+        },
+        mean: yaml.image_mean,
+        std: yaml.image_std,
+        num_frames: cfg.num_frames,
+        max_seq_len: 64,
+        augment: false,
+    };
+    let mut rng = TrainRng::new(7, 0);
+    let mut text_only = sample(MediaKind::Image, "unused", "Say hello.", "hello there");
+    text_only.kind = SampleKind::Text;
+    text_only.media = None;
+    let samples = [
+        sample(
+            MediaKind::Image,
+            "data/images/img_a.jpg",
+            "What is in the image?",
+            "a long platform by the red train",
+        ),
+        text_only,
+        sample(
+            MediaKind::Video,
+            "data/videos/vid7.json",
+            "What moves?",
+            "a train",
+        ),
+    ];
+    let examples = samples
+        .iter()
+        .map(|s| builder.example(s, 56, &mut rng).unwrap())
+        .collect();
+    let mut batch = builder.collate(examples, &dev).unwrap();
+    for m in [&mut batch.images, &mut batch.videos].into_iter().flatten() {
+        m.1 = m.1.to_dtype(DType::F64).unwrap();
+    }
+    let embeds = model.llm().embed(&batch.ids).unwrap();
+    let out = model
+        .row_bridge_outputs(
+            batch.size,
+            batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
+            batch.videos.as_ref().map(|(r, t)| (r.as_slice(), t)),
+            Some(BridgePrompt {
+                embeds: &embeds,
+                mask: &batch.prompt_mask,
+            }),
+        )
+        .unwrap();
+    let logits = out.word_logits.expect("the bridge has word tokens");
+    let v = model.llm().vocab_size();
+    assert_eq!(logits.dims(), &[3, 2, v]);
+    let lg: Vec<Vec<Vec<f64>>> = logits.to_vec3().unwrap();
+    assert!(lg[1].iter().flatten().all(|&x| x == 0.0), "text-only row");
+
+    // The word tokens the LLM reads are the mixtures of its own embeddings.
+    let table = model.llm().embed_table();
+    let probs = candle_nn::ops::softmax(&logits, 2).unwrap();
+    let mixed = probs.get(0).unwrap().matmul(table).unwrap();
+    let n = cfg.bridge.num_bridge_tokens;
+    let words = out.tokens.get(0).unwrap().narrow(0, n - 2, 2).unwrap();
+    let gap: f64 = (words - mixed)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(gap < 1e-9, "{gap}");
+
+    // By hand: for each media row, the mean of its two word distributions, the cross-entropy
+    // of its reply tokens but the last; rows averaged alike; the text-only row left out.
+    let aux = word_answer_loss(&logits, &batch)
+        .unwrap()
+        .expect("two rows have media");
+    let labels: Vec<u32> = batch.labels.to_vec1().unwrap();
+    let p: Vec<Vec<Vec<f64>>> = probs.to_vec3().unwrap();
+    let mut per_row = Vec::new();
+    for row in [0, 2] {
+        let picked: Vec<u32> = batch
+            .targets
+            .iter()
+            .zip(&labels)
+            .filter(|((r, _), _)| *r == row)
+            .map(|(_, &l)| l)
+            .collect();
+        assert!(picked.len() >= 3, "{row}: {picked:?}");
+        let kept = &picked[..picked.len() - 1];
+        let nll: f64 = kept
+            .iter()
+            .map(|&t| -((p[row][0][t as usize] + p[row][1][t as usize]) / 2.0).ln())
+            .sum();
+        per_row.push(nll / kept.len() as f64);
+    }
+    let expect = (per_row[0] + per_row[1]) / 2.0;
+    // The row weights are f32.
+    assert!(
+        (value(&aux) - expect).abs() < 1e-6,
+        "{} vs {expect}",
+        value(&aux)
+    );
+
+    // With word tokens the weighted loss uses this term, and its gradients are exact.
+    let plain = value(&batch_loss(&model, &batch, 0.0, LossReduction::Token).unwrap());
+    let with = |w: f64| batch_loss_with(&model, &batch, 0.0, LossReduction::Token, w).unwrap();
+    assert!((value(&with(0.5)) - plain - 0.5 * value(&aux)).abs() < 1e-9);
+    let grads = with(0.5).backward().unwrap();
+    let vars = params.vars();
+    let var = |name: &str| &vars.iter().find(|(n, _)| n == name).unwrap().1;
+    for name in ["bridge.word_head.weight", "bridge.latents"] {
+        common::assert_gradient_matches(name, var(name), &grads, 1e-5, &[1.0 / 3.0, 1.0], || {
+            value(&with(0.5))
+        });
+    }
 }

@@ -106,6 +106,7 @@ impl Preset {
                 locality: 0.0,
                 media_grid: 0,
                 instruction_aware: false,
+                word_tokens: 0,
             },
             vision,
             adapter: AdapterConfig {

@@ -97,6 +97,7 @@ pub fn lynx_config(yaml: &LynxYaml, llm: LlamaConfig, base_vocab: usize) -> Resu
             locality: yaml.bridge_config.locality,
             media_grid: yaml.image_res / vision.patch_size.max(1),
             instruction_aware: yaml.bridge_config.instruction_aware,
+            word_tokens: yaml.bridge_config.word_tokens,
         },
         vision,
         adapter: AdapterConfig {

@@ -42,6 +42,16 @@ pub enum MediaBatch {
     Videos(Tensor),
 }
 
+/// The bridge tokens of a batch's rows ([`Lynx::row_bridge_outputs`]).
+pub struct RowBridge {
+    /// [B, L, D]; zeros on rows without media.
+    pub tokens: Tensor,
+    /// [B, L] (u32): 1 on rows with media.
+    pub mask: Tensor,
+    /// [B, word_tokens, V] when the bridge has word tokens; zeros on rows without media.
+    pub word_logits: Option<Tensor>,
+}
+
 /// The Lynx model.
 pub struct Lynx {
     cfg: LynxConfig,
@@ -77,10 +87,12 @@ impl Lynx {
         } else {
             None
         };
+        let llm = Llama::new(&cfg.llm, cfg.adapter, cfg.vocab_size, vb.pp("LLM"))?;
+        let word_table = (cfg.bridge.word_tokens > 0).then(|| llm.embed_table());
         Ok(Self {
             vision_encoder: EvaVit::new(&cfg.vision, vb.pp("vision_encoder"))?,
-            bridge: Resampler::new(&cfg.bridge, vb.pp("bridge"))?,
-            llm: Llama::new(&cfg.llm, cfg.adapter, cfg.vocab_size, vb.pp("LLM"))?,
+            bridge: Resampler::with_word_table(&cfg.bridge, vb.pp("bridge"), word_table)?,
+            llm,
             absolute_frame_pos_embed,
             cfg: cfg.clone(),
         })
@@ -155,8 +167,21 @@ impl Lynx {
         videos: Option<(&[usize], &Tensor)>,
         prompt: Option<BridgePrompt>,
     ) -> Result<(Tensor, Tensor)> {
+        let out = self.row_bridge_outputs(batch, images, videos, prompt)?;
+        Ok((out.tokens, out.mask))
+    }
+
+    /// As [`Lynx::row_bridge_tokens`], with the logits of the bridge's word tokens
+    /// ([B, word_tokens, V], zeros on rows without media) when it has them.
+    pub fn row_bridge_outputs(
+        &self,
+        batch: usize,
+        images: Option<(&[usize], &Tensor)>,
+        videos: Option<(&[usize], &Tensor)>,
+        prompt: Option<BridgePrompt>,
+    ) -> Result<RowBridge> {
         let (l, d) = (self.cfg.bridge.num_bridge_tokens, self.cfg.llm.hidden_size);
-        let mut rows: Vec<Option<Tensor>> = vec![None; batch];
+        let mut rows: Vec<Option<(Tensor, Option<Tensor>)>> = vec![None; batch];
         let groups = [
             images.map(|(r, px)| (r, MediaBatch::Images(px.clone()))),
             videos.map(|(r, px)| (r, MediaBatch::Videos(px.clone()))),
@@ -174,7 +199,7 @@ impl Lynx {
                 }
                 None => None,
             };
-            let tokens = self.bridge.forward_with_prompt(
+            let out = self.bridge.forward_words(
                 &self.encode_media(&media)?,
                 picked
                     .as_ref()
@@ -184,23 +209,43 @@ impl Lynx {
                 let slot = rows.get_mut(row).ok_or_else(|| {
                     Error::Invalid(format!("media row {row} outside a batch of {batch}"))
                 })?;
-                *slot = Some(tokens.get(k)?);
+                let logits = match &out.word_logits {
+                    Some(w) => Some(w.get(k)?),
+                    None => None,
+                };
+                *slot = Some((out.tokens.get(k)?, logits));
             }
         }
         let dev = self.device();
-        let zeros = Tensor::zeros((l, d), self.bridge_dtype(), dev)?;
         let mask: Vec<u32> = rows
             .iter()
             .flat_map(|r| std::iter::repeat_n(u32::from(r.is_some()), l))
             .collect();
+        let zeros = Tensor::zeros((l, d), self.bridge_dtype(), dev)?;
         let tokens: Vec<Tensor> = rows
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| zeros.clone()))
+            .iter()
+            .map(|r| r.as_ref().map_or_else(|| zeros.clone(), |(t, _)| t.clone()))
             .collect();
-        Ok((
-            Tensor::stack(&tokens, 0)?,
-            Tensor::from_vec(mask, (batch, l), dev)?,
-        ))
+        let word_logits = match self.bridge.word_vocab() {
+            Some(v) => {
+                let k = self.cfg.bridge.word_tokens;
+                let zeros = Tensor::zeros((k, v), self.bridge_dtype(), dev)?;
+                let logits: Vec<Tensor> = rows
+                    .iter()
+                    .map(|r| match r {
+                        Some((_, Some(w))) => w.clone(),
+                        _ => zeros.clone(),
+                    })
+                    .collect();
+                Some(Tensor::stack(&logits, 0)?)
+            }
+            None => None,
+        };
+        Ok(RowBridge {
+            tokens: Tensor::stack(&tokens, 0)?,
+            mask: Tensor::from_vec(mask, (batch, l), dev)?,
+            word_logits,
+        })
     }
 
     /// The dtype of the bridge's outputs.

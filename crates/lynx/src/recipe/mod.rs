@@ -193,17 +193,20 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
             .build()
             .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
         pool.install(|| generate_world(&plan.world, &p.world, opts.progress))?;
-        let prompts = PromptTemplates::load(&p.train.join("prompts.yaml"))?;
-        data::write_packed_dialogs(
-            &p.train,
-            &prompts,
-            &data::PACKED_TASKS,
-            plan.dialog_turns,
-            plan.seed,
-            &p.train.join("vqa_packed.jsonl"),
-        )?;
     }
-    push_time(&mut steps, "world", world_done, t);
+    let packed = ensure_packed_dialogs(plan, &p.train)?;
+    if packed && world_done {
+        say(
+            1,
+            "world",
+            &format!(
+                "repacking stage 2's dialogs for dialog_turns {} (the world's were packed \
+                 for another plan)",
+                plan.dialog_turns
+            ),
+        );
+    }
+    push_time(&mut steps, "world", world_done && !packed, t);
 
     let lynx_yaml = plan.lynx_yaml();
     plan::write_yaml(&p.configs.join("lynx.yaml"), &lynx_yaml)?;
@@ -495,6 +498,45 @@ fn finetune_keys(
     Ok(plan::with(cfg, "train_parts", json!(plan::STAGE2_PARTS)))
 }
 
+/// What `train/vqa_packed.jsonl` was packed for, beside it in `vqa_packed.stamp.json`.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct PackedStamp {
+    dialog_turns: usize,
+    seed: u64,
+}
+
+/// Writes stage 2's packed dialogs unless they are already packed as the plan says (returns
+/// whether it wrote them). A world copied from another run, or a plan whose `dialog_turns`
+/// changed before `--resume`, would otherwise train stage 2 on the other plan's packing
+/// without a word. The file is replaced by a rename, so a world hard-linked from another
+/// run keeps its own copy.
+fn ensure_packed_dialogs(plan: &RecipePlan, train: &Path) -> Result<bool> {
+    let out = train.join("vqa_packed.jsonl");
+    let stamp_path = train.join("vqa_packed.stamp.json");
+    let want = PackedStamp {
+        dialog_turns: plan.dialog_turns,
+        seed: plan.seed,
+    };
+    let have = std::fs::read_to_string(&stamp_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<PackedStamp>(&t).ok());
+    if out.is_file() && have.as_ref() == Some(&want) {
+        return Ok(false);
+    }
+    let prompts = PromptTemplates::load(&train.join("prompts.yaml"))?;
+    data::write_packed_dialogs(
+        train,
+        &prompts,
+        &data::PACKED_TASKS,
+        plan.dialog_turns,
+        plan.seed,
+        &out,
+    )?;
+    let text = serde_json::to_string(&want).map_err(json_err)?;
+    crate::train::atomic::write_atomic(&stamp_path, text.as_bytes())?;
+    Ok(true)
+}
+
 fn push_time(steps: &mut Vec<StepTime>, name: &str, skipped: bool, t: Instant) {
     steps.push(StepTime {
         step: name.to_string(),
@@ -556,4 +598,76 @@ fn timed_stage(
         skipped: done,
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A train folder with two questions per packed task, all about one image.
+    fn tiny_train(d: &Path) {
+        let mut prompts = String::new();
+        for task in data::PACKED_TASKS {
+            prompts.push_str(&format!(
+                "{task}: [\"{{question}}\", \"Say: {{question}}\", \"Q: {{question}}\"]\n"
+            ));
+            let lines: String = (0..2)
+                .map(|i| {
+                    format!(
+                        "{{\"task\":\"{task}\",\"image\":\"a.png\",\"question\":\"{task} {i}?\",\
+                         \"answer\":\"yes\"}}\n"
+                    )
+                })
+                .collect();
+            std::fs::write(d.join(format!("{task}.jsonl")), lines).unwrap();
+        }
+        std::fs::write(d.join("prompts.yaml"), prompts).unwrap();
+    }
+
+    fn turns_per_record(path: &Path) -> Vec<usize> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["conversations"].as_array().unwrap().len() / 2
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packed_dialogs_follow_the_plan_even_in_a_copied_world() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        tiny_train(d);
+        let mut plan = RecipePlan::default_model(0);
+        plan.dialog_turns = 6;
+        let packed = d.join("vqa_packed.jsonl");
+        assert!(
+            ensure_packed_dialogs(&plan, d).unwrap(),
+            "written the first time"
+        );
+        assert_eq!(turns_per_record(&packed), vec![6, 6, 6, 6]);
+        assert!(
+            !ensure_packed_dialogs(&plan, d).unwrap(),
+            "kept when the plan agrees"
+        );
+
+        // Another run's world, hard-linked, asked for one question per record.
+        let other = d.join("other.jsonl");
+        std::fs::hard_link(&packed, &other).unwrap();
+        plan.dialog_turns = 1;
+        assert!(ensure_packed_dialogs(&plan, d).unwrap(), "repacked");
+        assert_eq!(turns_per_record(&packed), vec![1; 24]);
+        assert_eq!(
+            turns_per_record(&other),
+            vec![6, 6, 6, 6],
+            "the linked copy is untouched"
+        );
+
+        // A world from before the stamp existed is repacked too.
+        std::fs::remove_file(d.join("vqa_packed.stamp.json")).unwrap();
+        assert!(ensure_packed_dialogs(&plan, d).unwrap());
+        assert_eq!(turns_per_record(&packed), vec![1; 24]);
+    }
 }

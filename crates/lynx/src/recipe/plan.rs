@@ -78,6 +78,10 @@ pub struct RecipePlan {
     /// release's resampler). Not written when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bridge_instruction_aware: bool,
+    /// How many of the bridge tokens are mixtures of the LLM's word embeddings
+    /// (`bridge_config.word_tokens`; 0: none, the release's resampler). Not written when 0.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub bridge_word_tokens: usize,
     pub adapter_freq: usize,
     /// Adapter bottleneck width (`None`: half the LLM's hidden size, as in the release).
     #[serde(default)]
@@ -114,6 +118,10 @@ pub struct RecipePlan {
     pub stage2_bridge_answer_loss: f64,
     /// Threads computing micro-batches (the numbers do not depend on it).
     pub workers: usize,
+}
+
+fn is_zero_usize(x: &usize) -> bool {
+    *x == 0
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -210,6 +218,7 @@ impl RecipePlan {
             // shape names through the mix (lone shapes 71/200 against 28) and lifted videos to
             // 50.0 / 37.2, but lost colours: images 59.8 / 51.0 (docs/lm-lookup.md, stop 25).
             bridge_instruction_aware: false,
+            bridge_word_tokens: 0,
             adapter_freq: 1,
             // The release's width (hidden/2 = 128). Four times wider (512; both runs with 32
             // bridge tokens) lowered stage 1's caption loss by only 2% (0.432 against 0.439 over
@@ -272,6 +281,15 @@ impl RecipePlan {
                 self.bridge_locality,
             )
             .map_err(|e| Error::config("bridge_locality", e.to_string()))?;
+        }
+        if self.bridge_word_tokens > self.num_bridge_tokens {
+            return Err(Error::config(
+                "bridge_word_tokens",
+                format!(
+                    "{} word tokens but only {} bridge tokens (num_bridge_tokens)",
+                    self.bridge_word_tokens, self.num_bridge_tokens
+                ),
+            ));
         }
         let answer = self.stage2_bridge_answer_loss;
         if !(answer.is_finite() && (0.0..=100.0).contains(&answer)) {
@@ -361,6 +379,7 @@ impl RecipePlan {
         y.bridge_config.ff_mult = self.bridge_ff_mult;
         y.bridge_config.locality = self.bridge_locality;
         y.bridge_config.instruction_aware = self.bridge_instruction_aware;
+        y.bridge_config.word_tokens = self.bridge_word_tokens;
         y
     }
 }
@@ -539,6 +558,33 @@ mod tests {
         let loaded = RecipePlan::load(&path).unwrap();
         assert_eq!(loaded, aware);
         assert!(loaded.lynx_yaml().bridge_config.instruction_aware);
+    }
+
+    #[test]
+    fn bridge_word_tokens_reach_the_lynx_config_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.yaml");
+        let plain = RecipePlan::default_model(0);
+        write_yaml(&path, &plain).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("word_tokens"), "{text}");
+        assert_eq!(plain.lynx_yaml().bridge_config.word_tokens, 0);
+
+        let mut words = plain.clone();
+        words.bridge_word_tokens = 4;
+        write_yaml(&path, &words).unwrap();
+        let loaded = RecipePlan::load(&path).unwrap();
+        assert_eq!(loaded, words);
+        assert_eq!(loaded.lynx_yaml().bridge_config.word_tokens, 4);
+
+        let mut bad = words.clone();
+        bad.bridge_word_tokens = bad.num_bridge_tokens + 1;
+        write_yaml(&path, &bad).unwrap();
+        let err = RecipePlan::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("plan.yaml") && err.contains("bridge_word_tokens"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -244,7 +244,9 @@ pub struct TrainConfig {
     /// applied to the mean of a row's bridge tokens, should name the row's reply tokens
     /// ([`crate::train::trainer::bridge_answer_loss`]). It reaches the bridge directly, so an
     /// instruction-aware bridge learns to pick out what the question asks about instead of
-    /// learning it only through the frozen LM.
+    /// learning it only through the frozen LM. With word tokens (`bridge_config.word_tokens`)
+    /// the bag is read from their word distributions instead
+    /// ([`crate::train::trainer::word_answer_loss`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub bridge_answer_loss: f64,
     #[serde(default = "default_seed")]

@@ -172,7 +172,7 @@ pub fn batch_loss_with(
     bridge_answer: f64,
 ) -> Result<Tensor> {
     let text = model.llm().embed(&batch.ids)?;
-    let (bridge, bridge_mask) = model.row_bridge_tokens(
+    let out = model.row_bridge_outputs(
         batch.size,
         batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
         batch.videos.as_ref().map(|(r, t)| (r.as_slice(), t)),
@@ -181,8 +181,9 @@ pub fn batch_loss_with(
             mask: &batch.prompt_mask,
         }),
     )?;
+    let bridge = &out.tokens;
     let embeds = Tensor::cat(&[&bridge.to_dtype(text.dtype())?, &text], 1)?;
-    let mask = Tensor::cat(&[&bridge_mask, &batch.text_mask], 1)?;
+    let mask = Tensor::cat(&[&out.mask, &batch.text_mask], 1)?;
     let hidden = model.llm().forward_hidden(&embeds, &mask, None)?;
     let prefix = hidden.dim(1)? - batch.ids.dim(1)?;
     let loss = target_loss(
@@ -196,7 +197,11 @@ pub fn batch_loss_with(
     if bridge_answer <= 0.0 {
         return Ok(loss);
     }
-    match bridge_answer_loss(model.llm(), &bridge, batch)? {
+    let aux = match &out.word_logits {
+        Some(words) => word_answer_loss(words, batch)?,
+        None => bridge_answer_loss(model.llm(), bridge, batch)?,
+    };
+    match aux {
         Some(aux) => Ok((&loss + (aux.to_dtype(loss.dtype())? * bridge_answer)?)?),
         None => Ok(loss),
     }
@@ -209,14 +214,7 @@ pub fn batch_loss_with(
 /// object is on the left: docs/lm-lookup.md), so this asks the bridge to hand over the answer
 /// itself. Not part of the release's objective; it trains the bridge alone (the head is frozen).
 pub fn bridge_answer_loss(llm: &Llama, bridge: &Tensor, batch: &Batch) -> Result<Option<Tensor>> {
-    let mut has_media = vec![false; batch.size];
-    for rows in [&batch.images, &batch.videos].into_iter().flatten() {
-        for &r in &rows.0 {
-            if let Some(m) = has_media.get_mut(r) {
-                *m = true;
-            }
-        }
-    }
+    let has_media = media_rows(batch);
     let labels = batch.labels.to_vec1::<u32>()?;
     let (rows, picked): (Vec<u32>, Vec<u32>) = batch
         .targets
@@ -236,6 +234,73 @@ pub fn bridge_answer_loss(llm: &Llama, bridge: &Tensor, batch: &Batch) -> Result
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let labels = Tensor::from_vec(picked, (n, 1), dev)?;
     Ok(Some(logp.gather(&labels, 1)?.neg()?.mean_all()?))
+}
+
+/// The bridge-answer loss of a bridge with word tokens (`word_logits` [B, K, V]): the mean of
+/// the K word distributions should name the row's reply tokens, as a bag, leaving out each
+/// reply's last token (the end of the turn, which no answer word has to carry). Rows are
+/// weighted alike, so a one-word answer counts as much as a long description; rows without
+/// media are left out (`None` when no row has both). The word tokens are what the LLM reads,
+/// so this hands over the answer as words the LLM knows (docs/lm-lookup.md).
+pub fn word_answer_loss(word_logits: &Tensor, batch: &Batch) -> Result<Option<Tensor>> {
+    let media = media_rows(batch);
+    let labels = batch.labels.to_vec1::<u32>()?;
+    let mut last = vec![None; batch.size];
+    for (i, &(r, _)) in batch.targets.iter().enumerate() {
+        if let Some(l) = last.get_mut(r) {
+            *l = Some(i);
+        }
+    }
+    let (picked, rows): (Vec<usize>, Vec<usize>) = batch
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|&(i, &(r, _))| {
+            media.get(r).copied().unwrap_or(false) && last.get(r).copied().flatten() != Some(i)
+        })
+        .map(|(i, &(r, _))| (i, r))
+        .unzip();
+    if picked.is_empty() {
+        return Ok(None);
+    }
+    let n = picked.len();
+    let dev = word_logits.device();
+    let (b, _, v) = word_logits.dims3()?;
+    // log of the mean of the K distributions, in f32 for the softmax.
+    let wide = match word_logits.dtype() {
+        DType::F64 => DType::F64,
+        _ => DType::F32,
+    };
+    let probs = candle_nn::ops::softmax(&word_logits.to_dtype(wide)?, D::Minus1)?;
+    let logp = probs.mean(1)?.clamp(1e-30, 1.0)?.log()?;
+    let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+    let logp = logp.index_select(&Tensor::from_vec(idx, n, dev)?, 0)?;
+    let ids: Vec<u32> = picked.iter().map(|&i| labels[i]).collect();
+    if let Some(bad) = ids.iter().find(|&&t| t as usize >= v) {
+        return Err(Error::Invalid(format!(
+            "reply token {bad} is outside the word tokens' vocabulary of {v}"
+        )));
+    }
+    let nll = logp
+        .gather(&Tensor::from_vec(ids, (n, 1), dev)?, 1)?
+        .squeeze(1)?
+        .neg()?;
+    let targets: Vec<(usize, usize)> = rows.iter().map(|&r| (r, 0)).collect();
+    let w = Tensor::from_vec(example_weights(&targets, b), n, dev)?.to_dtype(wide)?;
+    Ok(Some((nll * w)?.sum_all()?))
+}
+
+/// Which rows of a batch hold an image or a video.
+fn media_rows(batch: &Batch) -> Vec<bool> {
+    let mut has_media = vec![false; batch.size];
+    for rows in [&batch.images, &batch.videos].into_iter().flatten() {
+        for &r in &rows.0 {
+            if let Some(m) = has_media.get_mut(r) {
+                *m = true;
+            }
+        }
+    }
+    has_media
 }
 
 /// The next-token loss at a batch's targets, from the LLM's final hidden states [B, S, D]

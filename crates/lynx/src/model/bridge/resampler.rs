@@ -12,6 +12,11 @@
 //! embeddings, projected by `bridge.text_proj`, as InstructBLIP's Q-Former reads the
 //! instruction: the bridge can then pick out what the question asks about, instead of leaving
 //! that lookup to the frozen LLM.
+//!
+//! `word_tokens` (0 in the release) writes the last bridge tokens as mixtures of the frozen
+//! LLM's word embeddings (`bridge.word_head`): such a token is, when its distribution is sharp,
+//! exactly a word the LLM already reads, so an answer the bridge found reaches the LLM as that
+//! word (see [`Resampler::with_word_table`]).
 
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
@@ -53,6 +58,14 @@ pub struct BridgeConfig {
     /// the bridge is given the question and can hand over the answer's features directly.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub instruction_aware: bool,
+    /// How many of the `num_bridge_tokens` (the last ones) are word tokens: `softmax(word_head(
+    /// latent)) @ embed_tokens`, a mixture of the LLM's input embeddings (0: none, the
+    /// release). Why: the default model's frozen LLM answers with a word of the asked kind
+    /// that its context holds, but cannot tell which one goes with the object named
+    /// (docs/lm-lookup.md); a bridge that reads the question can put the answer itself into
+    /// the context, as the one such word.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub word_tokens: usize,
 }
 
 /// The additive logit of a padded prompt token: far below any real logit, and finite so that
@@ -165,6 +178,17 @@ pub struct Resampler {
     frame_bias: Option<Tensor>,
     /// Prompt embeddings (LLM width) -> media width, when `instruction_aware`.
     text_proj: Option<Linear>,
+    /// `bridge.word_head` (LLM width -> vocabulary) and the LLM's frozen input embeddings
+    /// [V, D], when `word_tokens` is above 0.
+    words: Option<(Linear, Tensor)>,
+}
+
+/// The bridge's output: the tokens prepended to the prompt, and the logits of its word tokens.
+pub struct BridgeOutput {
+    /// [B, num_bridge_tokens, latent_dim]
+    pub tokens: Tensor,
+    /// [B, word_tokens, V], when the bridge has word tokens.
+    pub word_logits: Option<Tensor>,
 }
 
 /// The prompt an instruction-aware bridge reads: token embeddings [B, T, latent_dim] and a mask
@@ -225,7 +249,48 @@ pub fn locality_bias(latents: usize, grid: usize, locality: f64) -> Result<Tenso
 }
 
 impl Resampler {
+    /// The release's resampler (no word tokens; see [`Resampler::with_word_table`]).
     pub fn new(cfg: &BridgeConfig, vb: VarBuilder) -> Result<Self> {
+        Self::with_word_table(cfg, vb, None)
+    }
+
+    /// A resampler whose `word_tokens` are written with `word_table`, the LLM's input
+    /// embeddings [V, latent_dim] (frozen: they are the words the LLM reads). The table is
+    /// needed exactly when `word_tokens` is above 0.
+    pub fn with_word_table(
+        cfg: &BridgeConfig,
+        vb: VarBuilder,
+        word_table: Option<&Tensor>,
+    ) -> Result<Self> {
+        if cfg.word_tokens > cfg.num_bridge_tokens {
+            return Err(Error::config(
+                "bridge_config.word_tokens",
+                format!(
+                    "{} word tokens but only {} bridge tokens (num_bridge_tokens)",
+                    cfg.word_tokens, cfg.num_bridge_tokens
+                ),
+            ));
+        }
+        let words = match (cfg.word_tokens, word_table) {
+            (0, _) => None,
+            (_, None) => {
+                return Err(Error::config(
+                    "bridge_config.word_tokens",
+                    "word tokens need the LLM's embedding table",
+                ))
+            }
+            (_, Some(table)) => {
+                let (v, d) = table.dims2()?;
+                if d != cfg.latent_dim {
+                    return Err(Error::config(
+                        "bridge_config.word_tokens",
+                        format!("the word table is {d} wide, the bridge {}", cfg.latent_dim),
+                    ));
+                }
+                let head = Linear::load(vb.pp("word_head"), cfg.latent_dim, v, false)?;
+                Some((head, table.detach()))
+            }
+        };
         let layers = (0..cfg.depth)
             .map(|i| {
                 let lvb = vb.pp(format!("layers.{i}"));
@@ -259,11 +324,17 @@ impl Resampler {
             norm: LayerNorm::load(vb.pp("norm"), cfg.latent_dim, EPS)?,
             frame_bias,
             text_proj,
+            words,
         })
     }
 
     pub fn config(&self) -> &BridgeConfig {
         &self.cfg
+    }
+
+    /// The vocabulary of the word tokens, when the bridge has them.
+    pub fn word_vocab(&self) -> Option<usize> {
+        self.words.as_ref().map(|(_, t)| t.dim(0).unwrap_or(0))
     }
 
     /// The dtype of the latents (and of the output).
@@ -284,6 +355,15 @@ impl Resampler {
         media: &Tensor,
         prompt: Option<BridgePrompt>,
     ) -> Result<Tensor> {
+        Ok(self.forward_words(media, prompt)?.tokens)
+    }
+
+    /// As [`Resampler::forward_with_prompt`], with the logits of the word tokens as well.
+    pub fn forward_words(
+        &self,
+        media: &Tensor,
+        prompt: Option<BridgePrompt>,
+    ) -> Result<BridgeOutput> {
         let b = media.dim(0)?;
         let media = media.to_dtype(self.latents.dtype())?;
         let m = media.dim(1)?;
@@ -313,7 +393,28 @@ impl Resampler {
             latents = (attn.forward(&keys, &latents, bias.as_ref())? + &latents)?;
             latents = (ff.forward(&latents)? + &latents)?;
         }
-        Ok(self.norm.forward(&latents)?)
+        let latents = self.norm.forward(&latents)?;
+        let Some((head, table)) = &self.words else {
+            return Ok(BridgeOutput {
+                tokens: latents,
+                word_logits: None,
+            });
+        };
+        let n = self.cfg.num_bridge_tokens;
+        let k = self.cfg.word_tokens;
+        let free = latents.narrow(1, 0, n - k)?;
+        let logits = head.forward(&latents.narrow(1, n - k, k)?.contiguous()?)?;
+        let probs = softmax_last_dim_f32(&logits)?;
+        let (v, d) = table.dims2()?;
+        let words = probs
+            .reshape((b * k, v))?
+            .matmul(&table.to_dtype(probs.dtype())?)?
+            .reshape((b, k, d))?
+            .to_dtype(latents.dtype())?;
+        Ok(BridgeOutput {
+            tokens: Tensor::cat(&[&free, &words], 1)?,
+            word_logits: Some(logits),
+        })
     }
 
     /// Media [B, M, W] ++ projected prompt [B, T, W], and the logit bias [B, 1, 1, M + T] that

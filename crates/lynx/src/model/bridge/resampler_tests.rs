@@ -1,4 +1,5 @@
-//! Tests of the resampler: the locality bias, and what an instruction-aware bridge reads.
+//! Tests of the resampler: the locality bias, what an instruction-aware bridge reads, and its
+//! word tokens.
 
 use std::collections::HashMap;
 
@@ -76,6 +77,7 @@ fn plain_attention() -> PerceiverAttention {
         locality: 3.0,
         media_grid: 4,
         instruction_aware: false,
+        word_tokens: 0,
     };
     let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
     PerceiverAttention::new(&cfg, vb).unwrap()
@@ -156,6 +158,13 @@ fn the_frame_bias_repeats_over_video_frames() {
 /// A depth-2 bridge with random weights (media width 4, 4 latents of width 6; media of
 /// one 2×2-patch frame when local).
 fn random_bridge(instruction_aware: bool, locality: f64) -> Resampler {
+    let (cfg, w) = random_parts(instruction_aware, locality);
+    let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
+    Resampler::new(&cfg, vb).unwrap()
+}
+
+/// The config and weights of [`random_bridge`].
+fn random_parts(instruction_aware: bool, locality: f64) -> (BridgeConfig, HashMap<String, Tensor>) {
     let cfg = BridgeConfig {
         depth: 2,
         num_bridge_tokens: 4,
@@ -167,6 +176,7 @@ fn random_bridge(instruction_aware: bool, locality: f64) -> Resampler {
         locality,
         media_grid: 2,
         instruction_aware,
+        word_tokens: 0,
     };
     let randn = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap();
     let mut w = HashMap::new();
@@ -189,8 +199,7 @@ fn random_bridge(instruction_aware: bool, locality: f64) -> Resampler {
         w.insert(format!("{f}.1.weight"), randn(&[12, 6]));
         w.insert(format!("{f}.3.weight"), randn(&[6, 12]));
     }
-    let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
-    Resampler::new(&cfg, vb).unwrap()
+    (cfg, w)
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -299,4 +308,112 @@ fn the_release_bridge_ignores_the_prompt() {
         )
         .unwrap();
     assert_eq!(max_diff(&with, &bridge.forward(&media).unwrap()), 0.0);
+}
+
+#[test]
+fn word_tokens_are_mixtures_of_the_llm_word_embeddings() {
+    let (plain_cfg, mut w) = random_parts(true, 0.0);
+    let table = Tensor::randn(0f32, 1.0, (5, 6), &Device::Cpu).unwrap();
+    w.insert(
+        "word_head.weight".into(),
+        Tensor::randn(0f32, 1.0, (5, 6), &Device::Cpu).unwrap(),
+    );
+    let cfg = BridgeConfig {
+        word_tokens: 2,
+        ..plain_cfg.clone()
+    };
+    let vb = VarBuilder::from_tensors(w.clone(), DType::F32, &Device::Cpu);
+    let bridge = Resampler::with_word_table(&cfg, vb, Some(&table)).unwrap();
+    assert_eq!(bridge.word_vocab(), Some(5));
+    let plain = Resampler::new(
+        &plain_cfg,
+        VarBuilder::from_tensors(w.clone(), DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+
+    let media = Tensor::randn(0f32, 1.0, (2, 5, 4), &Device::Cpu).unwrap();
+    let out = bridge.forward_words(&media, None).unwrap();
+    assert_eq!(out.tokens.dims(), &[2, 4, 6]);
+    let logits = out.word_logits.expect("word logits");
+    assert_eq!(logits.dims(), &[2, 2, 5]);
+    // The free tokens are the release bridge's; the last two are softmax(logits) @ table.
+    let free = plain.forward(&media).unwrap();
+    assert!(
+        max_diff(
+            &out.tokens.narrow(1, 0, 2).unwrap(),
+            &free.narrow(1, 0, 2).unwrap()
+        ) < 1e-6
+    );
+    let probs = candle_nn::ops::softmax(&logits, 2).unwrap();
+    let mixed = probs
+        .reshape((4, 5))
+        .unwrap()
+        .matmul(&table)
+        .unwrap()
+        .reshape((2, 2, 6))
+        .unwrap();
+    assert!(max_diff(&out.tokens.narrow(1, 2, 2).unwrap(), &mixed) < 1e-5);
+    // The logits come from the release bridge's (normalised) last latents.
+    let head = w["word_head.weight"].clone();
+    let expect = free
+        .narrow(1, 2, 2)
+        .unwrap()
+        .broadcast_matmul(&head.t().unwrap())
+        .unwrap();
+    assert!(max_diff(&logits, &expect) < 1e-5);
+
+    // A sharp head writes exactly one word's embedding.
+    let mut sharp = w.clone();
+    sharp.insert("word_head.weight".into(), (head * 1e4).unwrap());
+    let bridge = Resampler::with_word_table(
+        &cfg,
+        VarBuilder::from_tensors(sharp, DType::F32, &Device::Cpu),
+        Some(&table),
+    )
+    .unwrap();
+    let tokens = bridge.forward(&media).unwrap();
+    let word = tokens.i((0, 3)).unwrap();
+    let nearest = (0..5)
+        .map(|v| max_diff(&word, &table.get(v).unwrap()))
+        .fold(f32::INFINITY, f32::min);
+    assert!(nearest < 1e-4, "{nearest}");
+}
+
+#[test]
+fn word_tokens_need_the_table_and_room_among_the_bridge_tokens() {
+    let (plain_cfg, mut w) = random_parts(false, 0.0);
+    w.insert(
+        "word_head.weight".into(),
+        Tensor::randn(0f32, 1.0, (5, 6), &Device::Cpu).unwrap(),
+    );
+    let vb = || VarBuilder::from_tensors(w.clone(), DType::F32, &Device::Cpu);
+    let table = Tensor::randn(0f32, 1.0, (5, 6), &Device::Cpu).unwrap();
+    let message = |r: Result<Resampler>| match r {
+        Ok(_) => panic!("taken"),
+        Err(e) => e.to_string(),
+    };
+    let cfg = BridgeConfig {
+        word_tokens: 2,
+        ..plain_cfg.clone()
+    };
+    let err = message(Resampler::new(&cfg, vb()));
+    assert!(
+        err.contains("bridge_config.word_tokens") && err.contains("embedding table"),
+        "{err}"
+    );
+    let wide = Tensor::randn(0f32, 1.0, (5, 7), &Device::Cpu).unwrap();
+    let err = message(Resampler::with_word_table(&cfg, vb(), Some(&wide)));
+    assert!(
+        err.contains("bridge_config.word_tokens") && err.contains('7'),
+        "{err}"
+    );
+    let too_many = BridgeConfig {
+        word_tokens: 5,
+        ..plain_cfg
+    };
+    let err = message(Resampler::with_word_table(&too_many, vb(), Some(&table)));
+    assert!(
+        err.contains("bridge_config.word_tokens") && err.contains("num_bridge_tokens"),
+        "{err}"
+    );
 }

@@ -319,6 +319,11 @@ impl Llama {
         self.embed_tokens.dtype()
     }
 
+    /// The input embeddings [V, D] (`model.embed_tokens.weight`).
+    pub fn embed_table(&self) -> &Tensor {
+        &self.embed_tokens
+    }
+
     /// Rows of the embedding matrix (the base vocabulary plus [PAD]).
     pub fn vocab_size(&self) -> usize {
         self.embed_tokens.dim(0).unwrap_or(0)
