@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::bridge::resampler::WordTokenPlace;
 use crate::model::vision::eva_vit::VisionConfig;
 use crate::{Error, Result};
 
@@ -47,6 +48,10 @@ pub struct BridgeSizes {
     /// (`BridgeConfig::word_tokens`; 0, the release, when absent).
     #[serde(default, skip_serializing_if = "is_zero_usize")]
     pub word_tokens: usize,
+    /// Where the word tokens enter the LLM (`BridgeConfig::word_token_place`; before the
+    /// prompt, with the other bridge tokens, when absent).
+    #[serde(default, skip_serializing_if = "WordTokenPlace::is_prefix")]
+    pub word_token_place: WordTokenPlace,
 }
 
 fn is_zero_usize(x: &usize) -> bool {
@@ -66,6 +71,7 @@ impl Default for BridgeSizes {
             locality: 0.0,
             instruction_aware: false,
             word_tokens: 0,
+            word_token_place: WordTokenPlace::Prefix,
         }
     }
 }

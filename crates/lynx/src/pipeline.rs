@@ -17,7 +17,7 @@ use crate::data::video::{load_video, FrameSampling};
 use crate::generation::{generate_with, GenerationConfig};
 use crate::model::bridge::resampler::BridgePrompt;
 use crate::model::load::{self, LoadedModel};
-use crate::model::lynx::{Lynx, LynxConfig};
+use crate::model::lynx::{Lynx, LynxConfig, RowBridge};
 use crate::model::session::LlmSession;
 use crate::{Error, Result};
 
@@ -305,7 +305,7 @@ impl Engine {
         reqs: &[Request],
         rng: &mut ChaCha8Rng,
         prompt: Option<BridgePrompt>,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<RowBridge> {
         let dev = self.model.device();
         let (mut image_rows, mut images, mut video_rows, mut videos) =
             (vec![], vec![], vec![], vec![]);
@@ -330,7 +330,7 @@ impl Engine {
             }
         };
         let (images, videos) = (stack(&images)?, stack(&videos)?);
-        self.model.row_bridge_tokens(
+        self.model.row_bridge_outputs(
             reqs.len(),
             images.as_ref().map(|t| (image_rows.as_slice(), t)),
             videos.as_ref().map(|t| (video_rows.as_slice(), t)),
@@ -338,7 +338,8 @@ impl Engine {
         )
     }
 
-    /// Input embeddings and attention mask of a batch: bridge tokens ++ left-padded prompts.
+    /// Input embeddings and attention mask of a batch: bridge tokens ++ left-padded prompts
+    /// (with a bridge's reply-side word tokens after the prompts).
     /// Also returns each row's prompt ids.
     pub fn inputs(
         &self,
@@ -366,9 +367,12 @@ impl Engine {
             embeds: &text,
             mask: &mask_t,
         };
-        let (bridge, bridge_mask) = self.bridge_tokens(reqs, rng, Some(prompt))?;
-        let embeds = Tensor::cat(&[&bridge.to_dtype(text.dtype())?, &text], 1)?;
-        let mask = Tensor::cat(&[&bridge_mask, &mask_t], 1)?;
+        let bridge = self.bridge_tokens(reqs, rng, Some(prompt))?;
+        // Left-padded prompts all end at position t, where a reply would start.
+        let reply_at = vec![t; reqs.len()];
+        let (embeds, mask) = self
+            .model
+            .assemble_inputs(&bridge, &text, &mask_t, &reply_at)?;
         Ok((embeds, mask, ids))
     }
 

@@ -107,6 +107,7 @@ impl Preset {
                 media_grid: 0,
                 instruction_aware: false,
                 word_tokens: 0,
+                word_token_place: Default::default(),
             },
             vision,
             adapter: AdapterConfig {

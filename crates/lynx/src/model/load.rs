@@ -98,6 +98,7 @@ pub fn lynx_config(yaml: &LynxYaml, llm: LlamaConfig, base_vocab: usize) -> Resu
             media_grid: yaml.image_res / vision.patch_size.max(1),
             instruction_aware: yaml.bridge_config.instruction_aware,
             word_tokens: yaml.bridge_config.word_tokens,
+            word_token_place: yaml.bridge_config.word_token_place,
         },
         vision,
         adapter: AdapterConfig {

@@ -1,11 +1,12 @@
 //! The Lynx composition (`LynxBase` of the release, paper Figure 2a): vision encoder, bridge and
-//! LLM; the 32 bridge tokens are prepended to the prompt's token embeddings.
+//! LLM; the 32 bridge tokens are prepended to the prompt's token embeddings (a bridge with
+//! `word_token_place: reply`, not in the release, puts its word tokens after the prompt).
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::model::bridge::resampler::{BridgeConfig, BridgePrompt, Resampler};
+use crate::model::bridge::resampler::{BridgeConfig, BridgePrompt, Resampler, WordTokenPlace};
 use crate::model::llm::llama::{AdapterConfig, Llama, LlamaConfig};
 use crate::model::vision::eva_vit::{EvaVit, VisionConfig};
 use crate::{Error, Result};
@@ -50,6 +51,8 @@ pub struct RowBridge {
     pub mask: Tensor,
     /// [B, word_tokens, V] when the bridge has word tokens; zeros on rows without media.
     pub word_logits: Option<Tensor>,
+    /// Which rows hold an image or a video.
+    pub media_rows: Vec<bool>,
 }
 
 /// The Lynx model.
@@ -245,7 +248,77 @@ impl Lynx {
             tokens: Tensor::stack(&tokens, 0)?,
             mask: Tensor::from_vec(mask, (batch, l), dev)?,
             word_logits,
+            media_rows: rows.iter().map(Option::is_some).collect(),
         })
+    }
+
+    /// How many bridge tokens go after the prompt, right before the reply (the word tokens
+    /// when `word_token_place` is `reply`; else 0).
+    pub fn reply_bridge_tokens(&self) -> usize {
+        match self.cfg.bridge.word_token_place {
+            WordTokenPlace::Reply => self.cfg.bridge.word_tokens,
+            WordTokenPlace::Prefix => 0,
+        }
+    }
+
+    /// The LLM's input embeddings [B, L + T, D] and attention mask [B, L + T] for a batch's
+    /// bridge tokens and its text (`text` [B, T, D], `text_mask` [B, T]). The bridge tokens are
+    /// prepended, except the word tokens of a bridge that places them before the reply: on a
+    /// row with media those go right after text position `reply_at[row] - 1` (the last prompt
+    /// token); on a row without media, where they are masked out, they go first, so that the
+    /// last position of a prompt is still a token the LLM reads. Either way the text's
+    /// position `p` is at `L + p` from the reply on, so the targets read the same positions.
+    pub fn assemble_inputs(
+        &self,
+        bridge: &RowBridge,
+        text: &Tensor,
+        text_mask: &Tensor,
+        reply_at: &[usize],
+    ) -> Result<(Tensor, Tensor)> {
+        let tokens = bridge.tokens.to_dtype(text.dtype())?;
+        let mask = bridge.mask.to_dtype(DType::U32)?;
+        let text_mask = text_mask.to_dtype(DType::U32)?;
+        let k = self.reply_bridge_tokens();
+        if k == 0 {
+            return Ok((
+                Tensor::cat(&[&tokens, text], 1)?,
+                Tensor::cat(&[&mask, &text_mask], 1)?,
+            ));
+        }
+        let (b, l, _) = tokens.dims3()?;
+        let t = text.dim(1)?;
+        if reply_at.len() != b || bridge.media_rows.len() != b {
+            return Err(Error::Invalid(format!(
+                "{} reply positions and {} media flags for a batch of {b}",
+                reply_at.len(),
+                bridge.media_rows.len()
+            )));
+        }
+        let (mut embeds, mut masks) = (Vec::with_capacity(b), Vec::with_capacity(b));
+        for (row, (&at, &media)) in reply_at.iter().zip(&bridge.media_rows).enumerate() {
+            if at > t {
+                return Err(Error::Invalid(format!(
+                    "row {row}: reply position {at} after a text of {t} tokens"
+                )));
+            }
+            let split = if media { at } else { 0 };
+            // [prefix bridge tokens, prompt, word tokens, reply and padding]
+            let pieces = |bridge: &Tensor, text: &Tensor| -> Result<Tensor> {
+                let parts: Vec<Tensor> = [
+                    bridge.narrow(0, 0, l - k)?,
+                    text.narrow(0, 0, split)?,
+                    bridge.narrow(0, l - k, k)?,
+                    text.narrow(0, split, t - split)?,
+                ]
+                .into_iter()
+                .filter(|x| x.dims().first().is_some_and(|&n| n > 0))
+                .collect();
+                Ok(Tensor::cat(&parts, 0)?)
+            };
+            embeds.push(pieces(&tokens.get(row)?, &text.get(row)?)?);
+            masks.push(pieces(&mask.get(row)?, &text_mask.get(row)?)?);
+        }
+        Ok((Tensor::stack(&embeds, 0)?, Tensor::stack(&masks, 0)?))
     }
 
     /// The dtype of the bridge's outputs.

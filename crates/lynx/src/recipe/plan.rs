@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::config::LynxYaml;
+use crate::model::bridge::resampler::WordTokenPlace;
 use crate::model::llm::llama::LlamaConfig;
 use crate::model::vision::eva_vit::VisionConfig;
 use crate::synth::SynthConfig;
@@ -82,6 +83,10 @@ pub struct RecipePlan {
     /// (`bridge_config.word_tokens`; 0: none, the release's resampler). Not written when 0.
     #[serde(default, skip_serializing_if = "is_zero_usize")]
     pub bridge_word_tokens: usize,
+    /// Where the word tokens enter the LLM (`bridge_config.word_token_place`: `prefix`, with
+    /// the other bridge tokens, or `reply`, after the prompt). Not written when `prefix`.
+    #[serde(default, skip_serializing_if = "WordTokenPlace::is_prefix")]
+    pub bridge_word_token_place: WordTokenPlace,
     pub adapter_freq: usize,
     /// Adapter bottleneck width (`None`: half the LLM's hidden size, as in the release).
     #[serde(default)]
@@ -225,6 +230,7 @@ impl RecipePlan {
             // model did (counting 66/144 against 17, shapes 43/103 against 12), so the LLM
             // does not copy them either; off.
             bridge_word_tokens: 0,
+            bridge_word_token_place: WordTokenPlace::Prefix,
             adapter_freq: 1,
             // The release's width (hidden/2 = 128). Four times wider (512; both runs with 32
             // bridge tokens) lowered stage 1's caption loss by only 2% (0.432 against 0.439 over
@@ -295,6 +301,12 @@ impl RecipePlan {
                     "{} word tokens but only {} bridge tokens (num_bridge_tokens)",
                     self.bridge_word_tokens, self.num_bridge_tokens
                 ),
+            ));
+        }
+        if self.bridge_word_token_place == WordTokenPlace::Reply && self.bridge_word_tokens == 0 {
+            return Err(Error::config(
+                "bridge_word_token_place",
+                "word tokens placed before the reply need bridge_word_tokens above 0",
             ));
         }
         let answer = self.stage2_bridge_answer_loss;
@@ -386,6 +398,7 @@ impl RecipePlan {
         y.bridge_config.locality = self.bridge_locality;
         y.bridge_config.instruction_aware = self.bridge_instruction_aware;
         y.bridge_config.word_tokens = self.bridge_word_tokens;
+        y.bridge_config.word_token_place = self.bridge_word_token_place;
         y
     }
 }
@@ -589,6 +602,27 @@ mod tests {
         let err = RecipePlan::load(&path).unwrap_err().to_string();
         assert!(
             err.contains("plan.yaml") && err.contains("bridge_word_tokens"),
+            "{err}"
+        );
+
+        // Their place: not written when before the prompt, and refused with no word tokens.
+        assert!(!text.contains("word_token_place"), "{text}");
+        let mut reply = words.clone();
+        reply.bridge_word_token_place = WordTokenPlace::Reply;
+        write_yaml(&path, &reply).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("bridge_word_token_place: reply"), "{text}");
+        let loaded = RecipePlan::load(&path).unwrap();
+        assert_eq!(loaded, reply);
+        assert_eq!(
+            loaded.lynx_yaml().bridge_config.word_token_place,
+            WordTokenPlace::Reply
+        );
+        reply.bridge_word_tokens = 0;
+        write_yaml(&path, &reply).unwrap();
+        let err = RecipePlan::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("plan.yaml") && err.contains("bridge_word_token_place"),
             "{err}"
         );
     }

@@ -182,8 +182,8 @@ pub fn batch_loss_with(
         }),
     )?;
     let bridge = &out.tokens;
-    let embeds = Tensor::cat(&[&bridge.to_dtype(text.dtype())?, &text], 1)?;
-    let mask = Tensor::cat(&[&out.mask, &batch.text_mask], 1)?;
+    let (embeds, mask) =
+        model.assemble_inputs(&out, &text, &batch.text_mask, &reply_positions(batch))?;
     let hidden = model.llm().forward_hidden(&embeds, &mask, None)?;
     let prefix = hidden.dim(1)? - batch.ids.dim(1)?;
     let loss = target_loss(
@@ -288,6 +288,20 @@ pub fn word_answer_loss(word_logits: &Tensor, batch: &Batch) -> Result<Option<Te
     let targets: Vec<(usize, usize)> = rows.iter().map(|&r| (r, 0)).collect();
     let w = Tensor::from_vec(example_weights(&targets, b), n, dev)?.to_dtype(wide)?;
     Ok(Some((nll * w)?.sum_all()?))
+}
+
+/// Where each row's first reply starts in its text: one after its first target position (the
+/// last prompt token, which predicts the reply's first token); the text's end for a row
+/// without targets.
+fn reply_positions(batch: &Batch) -> Vec<usize> {
+    let t = batch.ids.dims().get(1).copied().unwrap_or(0);
+    let mut at = vec![t; batch.size];
+    for &(row, p) in &batch.targets {
+        if let Some(a) = at.get_mut(row) {
+            *a = (*a).min(p + 1);
+        }
+    }
+    at
 }
 
 /// Which rows of a batch hold an image or a video.

@@ -66,6 +66,30 @@ pub struct BridgeConfig {
     /// the context, as the one such word.
     #[serde(default, skip_serializing_if = "is_zero_usize")]
     pub word_tokens: usize,
+    /// Where the word tokens go in the LLM's input: with the other bridge tokens before the
+    /// prompt (the default), or after the prompt, right before the reply. Why: with them
+    /// prepended the frozen LLM did not pass on the answers they held (docs/lm-lookup.md,
+    /// section 5); a word at the last position before the reply needs no lookup across the
+    /// context, only the adapters turning the word read into the word said.
+    #[serde(default, skip_serializing_if = "WordTokenPlace::is_prefix")]
+    pub word_token_place: WordTokenPlace,
+}
+
+/// Where a bridge's word tokens enter the LLM ([`BridgeConfig::word_token_place`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WordTokenPlace {
+    /// Among the bridge tokens, before the prompt.
+    #[default]
+    Prefix,
+    /// After the prompt, right before the reply.
+    Reply,
+}
+
+impl WordTokenPlace {
+    pub fn is_prefix(&self) -> bool {
+        *self == Self::Prefix
+    }
 }
 
 /// The additive logit of a padded prompt token: far below any real logit, and finite so that
@@ -269,6 +293,12 @@ impl Resampler {
                     "{} word tokens but only {} bridge tokens (num_bridge_tokens)",
                     cfg.word_tokens, cfg.num_bridge_tokens
                 ),
+            ));
+        }
+        if cfg.word_token_place == WordTokenPlace::Reply && cfg.word_tokens == 0 {
+            return Err(Error::config(
+                "bridge_config.word_token_place",
+                "word tokens are placed before the reply, but word_tokens is 0",
             ));
         }
         let words = match (cfg.word_tokens, word_table) {

@@ -78,6 +78,7 @@ fn plain_attention() -> PerceiverAttention {
         media_grid: 4,
         instruction_aware: false,
         word_tokens: 0,
+        word_token_place: WordTokenPlace::Prefix,
     };
     let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
     PerceiverAttention::new(&cfg, vb).unwrap()
@@ -177,6 +178,7 @@ fn random_parts(instruction_aware: bool, locality: f64) -> (BridgeConfig, HashMa
         media_grid: 2,
         instruction_aware,
         word_tokens: 0,
+        word_token_place: WordTokenPlace::Prefix,
     };
     let randn = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap();
     let mut w = HashMap::new();
@@ -409,11 +411,20 @@ fn word_tokens_need_the_table_and_room_among_the_bridge_tokens() {
     );
     let too_many = BridgeConfig {
         word_tokens: 5,
-        ..plain_cfg
+        ..plain_cfg.clone()
     };
     let err = message(Resampler::with_word_table(&too_many, vb(), Some(&table)));
     assert!(
         err.contains("bridge_config.word_tokens") && err.contains("num_bridge_tokens"),
+        "{err}"
+    );
+    let nowhere = BridgeConfig {
+        word_token_place: WordTokenPlace::Reply,
+        ..plain_cfg
+    };
+    let err = message(Resampler::with_word_table(&nowhere, vb(), Some(&table)));
+    assert!(
+        err.contains("bridge_config.word_token_place") && err.contains("word_tokens is 0"),
         "{err}"
     );
 }
