@@ -147,7 +147,7 @@ impl Engine {
                 };
                 let (cfg, loaded) = load::load_converted(dir, dtype, &device)?;
                 let tokenizer = LynxTokenizer::from_dir(dir, tokenizer_source(yaml.tokenizer))?;
-                Self::assemble(yaml, cfg, loaded, tokenizer)
+                Self::from_parts(yaml, cfg, loaded, tokenizer)
             }
             (None, Some(config)) => {
                 let yaml = LynxYaml::load(config, &opts.sets)?;
@@ -157,13 +157,13 @@ impl Engine {
                 let llm = load::read_llama_config(&llm_dir)?;
                 let cfg = load::lynx_config(&yaml, llm, tokenizer.vocab_size())?;
                 let loaded = load::load_release(&yaml, &cfg, dtype, &device)?;
-                Self::assemble(yaml, cfg, loaded, tokenizer)
+                Self::from_parts(yaml, cfg, loaded, tokenizer)
             }
             (None, None) => {
                 let yaml = crate::default_model::runtime(&opts.sets)?;
                 let (cfg, loaded) = crate::default_model::load_model(dtype, &device)?;
                 let tokenizer = crate::default_model::tokenizer()?;
-                Self::assemble(yaml, cfg, loaded, tokenizer)
+                Self::from_parts(yaml, cfg, loaded, tokenizer)
             }
         }
     }
@@ -173,7 +173,9 @@ impl Engine {
         opts.config.is_none() && opts.model_dir.is_none()
     }
 
-    fn assemble(
+    /// An engine around a model already built (a trainer's, a test's), with the runtime settings
+    /// of `yaml`; checks that the tokenizer and the frame count fit the model.
+    pub fn from_parts(
         yaml: LynxYaml,
         cfg: LynxConfig,
         loaded: LoadedModel,

@@ -9,16 +9,14 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, D};
 use lynx::config::LynxYaml;
-use lynx::data::conversation::{PromptFormat, Turn};
+use lynx::data::conversation::Turn;
 use lynx::data::datasets::{Media as SampleMedia, MediaKind, MediaSource, Sample, SampleKind};
-use lynx::data::image::Preprocessor;
 use lynx::data::tokenizer::{LynxTokenizer, TokenizerSource};
 use lynx::model::bridge::resampler::{BridgePrompt, WordTokenPlace};
-use lynx::model::load::{lynx_config, read_llama_config, release_mounts};
+use lynx::model::load::{lynx_config, read_llama_config, release_mounts, LoadedModel};
 use lynx::model::lynx::{Lynx, LynxConfig};
 use lynx::model::weights::WeightStore;
 use lynx::pipeline::{Engine, Media, Request};
-use lynx::train::batch::BatchBuilder;
 use lynx::train::config::{LossReduction, TrainPart};
 use lynx::train::params::TrainableParams;
 use lynx::train::rng::TrainRng;
@@ -96,18 +94,7 @@ fn hidden_alone(model: &Lynx, seq: &Tensor) -> Tensor {
 #[test]
 fn training_reads_the_word_tokens_right_before_the_reply() {
     let (yaml, cfg, tok, params, model) = model(DType::F64);
-    let builder = BatchBuilder {
-        tokenizer: Arc::new(tok),
-        format: PromptFormat {
-            template: yaml.prompt.clone(),
-            lower_text: true,
-        },
-        mean: yaml.image_mean,
-        std: yaml.image_std,
-        num_frames: cfg.num_frames,
-        max_seq_len: 64,
-        augment: false,
-    };
+    let builder = common::batch_builder(&yaml, tok, cfg.num_frames, false);
     let mut rng = TrainRng::new(7, 0);
     let samples = [
         sample(
@@ -226,22 +213,17 @@ fn training_reads_the_word_tokens_right_before_the_reply() {
 
 #[test]
 fn generation_reads_the_word_tokens_after_the_prompt() {
-    let (yaml, _, tok, _, model) = model(DType::F32);
-    let engine = Engine {
-        preprocessor: Preprocessor {
-            image_res: yaml.image_res,
-            mean: yaml.image_mean,
-            std: yaml.image_std,
-        },
-        format: PromptFormat {
-            template: yaml.prompt.clone(),
-            lower_text: yaml.lower_text,
-        },
+    let (yaml, cfg, tok, _, model) = model(DType::F32);
+    let engine = Engine::from_parts(
         yaml,
-        model,
-        tokenizer: Arc::new(tok),
-        unused: Vec::new(),
-    };
+        cfg,
+        LoadedModel {
+            model,
+            unused: Vec::new(),
+        },
+        tok,
+    )
+    .unwrap();
     let image = Request {
         media: Some(Media::Image(tiny().join("data/images/img_a.jpg"))),
         history: Vec::new(),

@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var};
 use lynx::config::LynxYaml;
-use lynx::data::conversation::{PromptFormat, Turn};
+use lynx::data::conversation::Turn;
 use lynx::data::datasets::{Media, MediaKind, MediaSource, Sample, SampleKind};
 use lynx::data::tokenizer::{LynxTokenizer, TokenizerSource};
 use lynx::model::bridge::resampler::BridgePrompt;
 use lynx::model::load::{lynx_config, read_llama_config, release_mounts};
 use lynx::model::lynx::Lynx;
 use lynx::model::weights::WeightStore;
-use lynx::train::batch::BatchBuilder;
 use lynx::train::config::{LossReduction, TrainPart};
 use lynx::train::params::TrainableParams;
 use lynx::train::rng::TrainRng;
@@ -61,18 +60,7 @@ fn trainable_gradients_match_finite_differences() {
     let dev = Device::Cpu;
     let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
     let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
-    let builder = BatchBuilder {
-        tokenizer: Arc::new(tok),
-        format: PromptFormat {
-            template: yaml.prompt.clone(),
-            lower_text: true,
-        },
-        mean: yaml.image_mean,
-        std: yaml.image_std,
-        num_frames: cfg.num_frames,
-        max_seq_len: 64,
-        augment: true,
-    };
+    let builder = common::batch_builder(&yaml, tok, cfg.num_frames, true);
     let mut rng = TrainRng::new(3, 0);
     let samples = [
         sample(
@@ -196,18 +184,7 @@ fn an_instruction_aware_bridge_trains_on_the_prompt_alone() {
     let dev = Device::Cpu;
     let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
     let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
-    let builder = BatchBuilder {
-        tokenizer: Arc::new(tok),
-        format: PromptFormat {
-            template: yaml.prompt.clone(),
-            lower_text: true,
-        },
-        mean: yaml.image_mean,
-        std: yaml.image_std,
-        num_frames: cfg.num_frames,
-        max_seq_len: 64,
-        augment: false,
-    };
+    let builder = common::batch_builder(&yaml, tok, cfg.num_frames, false);
     let mut rng = TrainRng::new(3, 0);
     let question = "What is in the image?";
     let example = |answer: &str, rng: &mut TrainRng| {
@@ -289,18 +266,7 @@ fn the_bridge_answer_loss_names_the_reply_from_the_bridge_tokens_alone() {
     let dev = Device::Cpu;
     let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
     let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
-    let builder = BatchBuilder {
-        tokenizer: Arc::new(tok),
-        format: PromptFormat {
-            template: yaml.prompt.clone(),
-            lower_text: true,
-        },
-        mean: yaml.image_mean,
-        std: yaml.image_std,
-        num_frames: cfg.num_frames,
-        max_seq_len: 64,
-        augment: false,
-    };
+    let builder = common::batch_builder(&yaml, tok, cfg.num_frames, false);
     let mut rng = TrainRng::new(5, 0);
     let mut text_only = sample(MediaKind::Image, "unused", "Say hello.", "hello there");
     text_only.kind = SampleKind::Text;
@@ -424,18 +390,7 @@ fn word_tokens_learn_to_name_the_reply_as_words_the_llm_reads() {
     let dev = Device::Cpu;
     let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
     let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
-    let builder = BatchBuilder {
-        tokenizer: Arc::new(tok),
-        format: PromptFormat {
-            template: yaml.prompt.clone(),
-            lower_text: true,
-        },
-        mean: yaml.image_mean,
-        std: yaml.image_std,
-        num_frames: cfg.num_frames,
-        max_seq_len: 64,
-        augment: false,
-    };
+    let builder = common::batch_builder(&yaml, tok, cfg.num_frames, false);
     let mut rng = TrainRng::new(7, 0);
     let mut text_only = sample(MediaKind::Image, "unused", "Say hello.", "hello there");
     text_only.kind = SampleKind::Text;

@@ -1,4 +1,7 @@
-//! Shared by the gradient tests: a central finite-difference check of one trained parameter.
+//! Shared by the gradient tests: a central finite-difference check of one trained parameter, and
+//! the batch builder of the tiny fixture.
+
+use std::sync::Arc;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
@@ -52,5 +55,28 @@ pub fn assert_gradient_matches(
             "{name}[{i}]: analytic {} numeric {numeric}",
             g[i]
         );
+    }
+}
+
+/// Batches of the tiny fixture's samples, up to 64 tokens, lowercased as in training, with the
+/// training augmentation when `augment` (else the evaluation transform).
+#[allow(dead_code)]
+pub fn batch_builder(
+    yaml: &lynx::config::LynxYaml,
+    tok: lynx::data::tokenizer::LynxTokenizer,
+    num_frames: usize,
+    augment: bool,
+) -> lynx::train::batch::BatchBuilder {
+    lynx::train::batch::BatchBuilder {
+        tokenizer: Arc::new(tok),
+        format: lynx::data::conversation::PromptFormat {
+            template: yaml.prompt.clone(),
+            lower_text: true,
+        },
+        mean: yaml.image_mean,
+        std: yaml.image_std,
+        num_frames,
+        max_seq_len: 64,
+        augment,
     }
 }
