@@ -4,79 +4,41 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 use candle_core::{DType, Device, Tensor, D};
-use lynx::config::LynxYaml;
-use lynx::data::conversation::Turn;
-use lynx::data::datasets::{Media as SampleMedia, MediaKind, MediaSource, Sample, SampleKind};
-use lynx::data::tokenizer::{LynxTokenizer, TokenizerSource};
+use common::{
+    collate, image_sample, largest, text_sample, tiny_trainable, value, video_sample, Tiny,
+};
+use lynx::data::datasets::Sample;
 use lynx::model::bridge::resampler::{BridgePrompt, WordTokenPlace};
-use lynx::model::load::{lynx_config, read_llama_config, release_mounts, LoadedModel};
-use lynx::model::lynx::{Lynx, LynxConfig};
-use lynx::model::weights::WeightStore;
+use lynx::model::load::LoadedModel;
+use lynx::model::lynx::Lynx;
 use lynx::pipeline::{Engine, Media, Request};
-use lynx::train::config::{LossReduction, TrainPart};
+use lynx::train::batch::Batch;
+use lynx::train::config::LossReduction;
 use lynx::train::params::TrainableParams;
-use lynx::train::rng::TrainRng;
-use lynx::train::trainer::batch_loss;
+use lynx::train::trainer::{batch_loss, batch_loss_with, word_answer_loss, Objective};
 
 const WORDS: usize = 2;
 
-fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny")
-}
-
 /// The tiny fixture with two word tokens placed before the reply; `bridge.word_head` is in no
 /// file, so it starts fresh as in a recipe's stage 1.
-fn model(dtype: DType) -> (LynxYaml, LynxConfig, LynxTokenizer, TrainableParams, Lynx) {
-    let mut yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
-    yaml.bridge_config.word_tokens = WORDS;
-    yaml.bridge_config.word_token_place = WordTokenPlace::Reply;
-    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
-    let cfg = lynx_config(
-        &yaml,
-        read_llama_config(&tiny().join("vicuna")).unwrap(),
-        tok.vocab_size(),
-    )
-    .unwrap();
-    let mounts = release_mounts(&yaml).unwrap().into_iter().map(|mut m| {
-        m.strict = false;
-        m
+fn model(dtype: DType) -> Tiny {
+    let tiny = tiny_trainable(dtype, |yaml| {
+        yaml.bridge_config.word_tokens = WORDS;
+        yaml.bridge_config.word_token_place = WordTokenPlace::Reply;
     });
-    let store = Arc::new(WeightStore::new(mounts.collect()));
-    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
-    let dev = Device::Cpu;
-    let params = TrainableParams::new(store, &parts, 1, &dev, dtype);
-    let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
-    assert_eq!(model.reply_bridge_tokens(), WORDS);
-    (yaml, cfg, tok, params, model)
+    assert_eq!(tiny.model.reply_bridge_tokens(), WORDS);
+    tiny
 }
 
-fn sample(media: Option<(MediaKind, &str)>, q: &str, a: &str) -> Sample {
-    Sample {
-        kind: if media.is_some() {
-            SampleKind::Task
-        } else {
-            SampleKind::Text
-        },
-        task: Some("vqa".into()),
-        media: media.map(|(kind, file)| SampleMedia {
-            kind,
-            source: MediaSource::Path(tiny().join(file)),
-        }),
-        turns: vec![Turn {
-            prompt: q.into(),
-            response: a.into(),
-        }],
-        dataset: 0,
-        origin: "test".into(),
-    }
-}
-
-fn value(t: &Tensor) -> f64 {
-    t.to_scalar::<f64>().unwrap()
+/// An image row, a text-only row and a video row.
+fn mixed_batch(tiny: &Tiny) -> Batch {
+    let samples: [Sample; 3] = [
+        image_sample("a long platform by the red train"),
+        text_sample(),
+        video_sample(),
+    ];
+    collate(tiny, &samples, 7, false)
 }
 
 /// The LLM on one sequence of embeddings [S, D], all attended: hidden states [S, D].
@@ -93,47 +55,18 @@ fn hidden_alone(model: &Lynx, seq: &Tensor) -> Tensor {
 
 #[test]
 fn training_reads_the_word_tokens_right_before_the_reply() {
-    let (yaml, cfg, tok, params, model) = model(DType::F64);
-    let builder = common::batch_builder(&yaml, tok, cfg.num_frames, false);
-    let mut rng = TrainRng::new(7, 0);
-    let samples = [
-        sample(
-            Some((MediaKind::Image, "data/images/img_a.jpg")),
-            "What is in the image?",
-            "a long platform by the red train",
-        ),
-        sample(None, "Say hello.", "hello there"),
-        sample(
-            Some((MediaKind::Video, "data/videos/vid7.json")),
-            "What moves?",
-            "a train",
-        ),
-    ];
-    let examples = samples
-        .iter()
-        .map(|s| builder.example(s, 56, &mut rng).unwrap())
-        .collect();
-    let mut batch = builder.collate(examples, &Device::Cpu).unwrap();
-    for m in [&mut batch.images, &mut batch.videos].into_iter().flatten() {
-        m.1 = m.1.to_dtype(DType::F64).unwrap();
-    }
+    let tiny = model(DType::F64);
+    let batch = mixed_batch(&tiny);
+    let Tiny {
+        cfg, params, model, ..
+    } = tiny;
     let loss = batch_loss(&model, &batch, 0.0, LossReduction::Token).unwrap();
 
     // By hand, one row at a time and without padding: a row with media reads
     // [bridge tokens but the word tokens, prompt, word tokens, reply]; the text-only row reads
     // its text alone.
     let text = model.llm().embed(&batch.ids).unwrap();
-    let out = model
-        .row_bridge_outputs(
-            batch.size,
-            batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
-            batch.videos.as_ref().map(|(r, t)| (r.as_slice(), t)),
-            Some(BridgePrompt {
-                embeds: &text,
-                mask: &batch.prompt_mask,
-            }),
-        )
-        .unwrap();
+    let out = common::bridge_of(&model, &batch);
     assert_eq!(out.media_rows, vec![true, false, true]);
     let l = cfg.bridge.num_bridge_tokens;
     let labels: Vec<u32> = batch.labels.to_vec1().unwrap();
@@ -199,8 +132,8 @@ fn training_reads_the_word_tokens_right_before_the_reply() {
     let g = grads
         .get(head.as_tensor())
         .expect("the word head has a gradient");
-    let largest: f64 = g.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
-    assert!(largest > 1e-6, "{largest}");
+    let size = largest(g);
+    assert!(size > 1e-6, "{size}");
     common::assert_gradient_matches(
         "bridge.word_head.weight",
         head,
@@ -213,7 +146,9 @@ fn training_reads_the_word_tokens_right_before_the_reply() {
 
 #[test]
 fn generation_reads_the_word_tokens_after_the_prompt() {
-    let (yaml, cfg, tok, _, model) = model(DType::F32);
+    let Tiny {
+        yaml, cfg, model, ..
+    } = model(DType::F32);
     let engine = Engine::from_parts(
         yaml,
         cfg,
@@ -221,11 +156,11 @@ fn generation_reads_the_word_tokens_after_the_prompt() {
             model,
             unused: Vec::new(),
         },
-        tok,
+        common::tokenizer(),
     )
     .unwrap();
     let image = Request {
-        media: Some(Media::Image(tiny().join("data/images/img_a.jpg"))),
+        media: Some(Media::Image(common::tiny().join("data/images/img_a.jpg"))),
         history: Vec::new(),
         question: "What is in the image?".into(),
     };
@@ -306,4 +241,70 @@ fn generation_reads_the_word_tokens_after_the_prompt() {
         .unwrap();
     assert_eq!(alone[0].token_ids, beside[1].token_ids);
     assert!(!alone[0].token_ids.is_empty());
+}
+
+/// The gradient of `loss` with respect to `name`, zeros where none reaches it.
+fn gradient(params: &TrainableParams, loss: &Tensor, name: &str) -> Tensor {
+    let grads = loss.backward().unwrap();
+    let vars = params.vars();
+    let var = &vars.iter().find(|(n, _)| n == name).unwrap().1;
+    match grads.get(var.as_tensor()) {
+        Some(g) => g.clone(),
+        None => var.as_tensor().zeros_like().unwrap(),
+    }
+}
+
+fn largest_gap(a: &Tensor, b: &Tensor) -> f64 {
+    largest(&(a - b).unwrap())
+}
+
+#[test]
+fn detached_word_tokens_learn_only_from_the_answer_loss() {
+    let tiny = model(DType::F64);
+    let batch = mixed_batch(&tiny);
+    let Tiny {
+        cfg, params, model, ..
+    } = tiny;
+    let w = 0.3;
+    let objective = |detach_word_tokens: bool| Objective {
+        bridge_answer: w,
+        detach_word_tokens,
+        ..Objective::default()
+    };
+    let attached = batch_loss_with(&model, &batch, &objective(false)).unwrap();
+    let detached = batch_loss_with(&model, &batch, &objective(true)).unwrap();
+    // The LLM reads the same values either way.
+    assert!(
+        (value(&attached) - value(&detached)).abs() < 1e-12,
+        "{} vs {}",
+        value(&attached),
+        value(&detached)
+    );
+
+    // The word head's gradient is the answer loss's alone once the word tokens are detached.
+    let out = common::bridge_of(&model, &batch);
+    let answer = word_answer_loss(out.word_logits.as_ref().unwrap(), &batch)
+        .unwrap()
+        .expect("rows with media and answers");
+    let head = "bridge.word_head.weight";
+    let from_answer = (gradient(&params, &answer, head) * w).unwrap();
+    let scale = largest(&from_answer);
+    assert!(scale > 1e-6, "{scale}");
+    let gap = largest_gap(&gradient(&params, &detached, head), &from_answer);
+    assert!(gap < 1e-9 * scale.max(1.0), "{gap}");
+    // Attached, the reply loss reaches the word head as well.
+    let gap = largest_gap(&gradient(&params, &attached, head), &from_answer);
+    assert!(gap > 1e-6, "{gap}");
+
+    // The word tokens' latents learn from the answer loss alone; the other latents still learn
+    // from the reply loss.
+    let latents = "bridge.latents";
+    let free = cfg.bridge.num_bridge_tokens - WORDS;
+    let detached_grad = gradient(&params, &detached, latents);
+    let answer_grad = (gradient(&params, &answer, latents) * w).unwrap();
+    let word_rows = |g: &Tensor| g.narrow(0, free, WORDS).unwrap();
+    let gap = largest_gap(&word_rows(&detached_grad), &word_rows(&answer_grad));
+    assert!(gap < 1e-9 * scale.max(1.0), "{gap}");
+    let reply_reach = largest(&detached_grad.narrow(0, 0, free).unwrap());
+    assert!(reply_reach > 1e-8, "{reply_reach}");
 }

@@ -3,88 +3,24 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use candle_core::{DType, Device, Tensor, Var};
-use lynx::config::LynxYaml;
-use lynx::data::conversation::Turn;
-use lynx::data::datasets::{Media, MediaKind, MediaSource, Sample, SampleKind};
-use lynx::data::tokenizer::{LynxTokenizer, TokenizerSource};
-use lynx::model::bridge::resampler::BridgePrompt;
-use lynx::model::load::{lynx_config, read_llama_config, release_mounts};
-use lynx::model::lynx::Lynx;
-use lynx::model::weights::WeightStore;
-use lynx::train::config::{LossReduction, TrainPart};
-use lynx::train::params::TrainableParams;
-use lynx::train::rng::TrainRng;
-use lynx::train::trainer::{batch_loss, batch_loss_with, bridge_answer_loss, word_answer_loss};
-
-fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny")
-}
-
-fn sample(kind: MediaKind, file: &str, q: &str, a: &str) -> Sample {
-    Sample {
-        kind: SampleKind::Task,
-        task: Some("vqa".into()),
-        media: Some(Media {
-            kind,
-            source: MediaSource::Path(tiny().join(file)),
-        }),
-        turns: vec![Turn {
-            prompt: q.into(),
-            response: a.into(),
-        }],
-        dataset: 0,
-        origin: "test".into(),
-    }
-}
-
-fn value(t: &Tensor) -> f64 {
-    t.to_scalar::<f64>().unwrap()
-}
+use candle_core::{DType, Var};
+use common::{collate, image_sample, text_sample, tiny_trainable, value, video_sample, Tiny};
+use lynx::train::batch::Batch;
+use lynx::train::config::LossReduction;
+use lynx::train::trainer::{
+    batch_loss, batch_loss_with, bridge_answer_loss, word_answer_loss, Objective,
+};
 
 #[test]
 fn trainable_gradients_match_finite_differences() {
-    let yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
-    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
-    let cfg = lynx_config(
-        &yaml,
-        read_llama_config(&tiny().join("vicuna")).unwrap(),
-        tok.vocab_size(),
-    )
-    .unwrap();
-    let store = Arc::new(WeightStore::new(release_mounts(&yaml).unwrap()));
-    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
-    let dev = Device::Cpu;
-    let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
-    let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
-    let builder = common::batch_builder(&yaml, tok, cfg.num_frames, true);
-    let mut rng = TrainRng::new(3, 0);
-    let samples = [
-        sample(
-            MediaKind::Image,
-            "data/images/img_a.jpg",
-            "What is in the image?",
-            "a platform",
-        ),
-        sample(
-            MediaKind::Video,
-            "data/videos/vid7.json",
-            "What moves?",
-            "a train",
-        ),
-    ];
-    let examples = samples
-        .iter()
-        .map(|s| builder.example(s, 56, &mut rng).unwrap())
-        .collect();
-    let mut batch = builder.collate(examples, &dev).unwrap();
-    // The builder makes f32 pixels; the f64 check needs them in f64.
-    for m in [&mut batch.images, &mut batch.videos].into_iter().flatten() {
-        m.1 = m.1.to_dtype(DType::F64).unwrap();
-    }
+    let tiny = tiny_trainable(DType::F64, |_| {});
+    let batch = collate(
+        &tiny,
+        &[image_sample("a platform"), video_sample()],
+        3,
+        true,
+    );
+    let Tiny { params, model, .. } = tiny;
     let loss = batch_loss(&model, &batch, 0.1, LossReduction::Token).unwrap();
     let grads = loss.backward().unwrap();
 
@@ -132,25 +68,14 @@ fn parts_only(name: &str) -> bool {
 
 #[test]
 fn adapter_bottleneck_sets_the_trained_adapter_width() {
-    let mut yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
-    // Fresh trainable parts: the fixture's checkpoint holds adapters of the release's width.
-    yaml.checkpoint = None;
-    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
-    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
-    let llm = read_llama_config(&tiny().join("vicuna")).unwrap();
-    let hidden = llm.hidden_size;
+    let hidden = tiny_trainable(DType::F32, |_| {}).cfg.llm.hidden_size;
     for (bottleneck, width) in [(None, hidden / 2), (Some(3 * hidden), 3 * hidden)] {
-        yaml.adapter_bottleneck = bottleneck;
-        let cfg = lynx_config(&yaml, llm.clone(), tok.vocab_size()).unwrap();
-        // As the trainer mounts a base model: parts that no file holds start fresh.
-        let mounts = release_mounts(&yaml).unwrap().into_iter().map(|mut m| {
-            m.strict = false;
-            m
+        // Fresh trainable parts: the fixture's checkpoint holds adapters of the release's width.
+        let tiny = tiny_trainable(DType::F32, |yaml| {
+            yaml.checkpoint = None;
+            yaml.adapter_bottleneck = bottleneck;
         });
-        let store = Arc::new(WeightStore::new(mounts.collect()));
-        let params = TrainableParams::new(store, &parts, 1, &Device::Cpu, DType::F32);
-        Lynx::new(&cfg, params.var_builder(&Device::Cpu)).unwrap();
-        let vars = params.vars();
+        let vars = tiny.params.vars();
         let down = &vars
             .iter()
             .find(|(n, _)| n == "LLM.model.layers.0.output_adapter.adapter_down.weight")
@@ -158,6 +83,7 @@ fn adapter_bottleneck_sets_the_trained_adapter_width() {
             .1;
         assert_eq!(down.dims(), [width, hidden], "{bottleneck:?}");
     }
+    let mut yaml = tiny_trainable(DType::F32, |_| {}).yaml;
     yaml.adapter_bottleneck = Some(0);
     let err = yaml.validate().unwrap_err().to_string();
     assert!(err.contains("adapter_bottleneck"), "{err}");
@@ -165,38 +91,16 @@ fn adapter_bottleneck_sets_the_trained_adapter_width() {
 
 #[test]
 fn an_instruction_aware_bridge_trains_on_the_prompt_alone() {
-    let mut yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
-    yaml.bridge_config.instruction_aware = true;
-    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
-    let cfg = lynx_config(
-        &yaml,
-        read_llama_config(&tiny().join("vicuna")).unwrap(),
-        tok.vocab_size(),
-    )
-    .unwrap();
     // `bridge.text_proj` is in no file: it starts fresh, as in a recipe's stage 1.
-    let mounts = release_mounts(&yaml).unwrap().into_iter().map(|mut m| {
-        m.strict = false;
-        m
+    let tiny = tiny_trainable(DType::F64, |yaml| {
+        yaml.bridge_config.instruction_aware = true
     });
-    let store = Arc::new(WeightStore::new(mounts.collect()));
-    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
-    let dev = Device::Cpu;
-    let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
-    let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
-    let builder = common::batch_builder(&yaml, tok, cfg.num_frames, false);
-    let mut rng = TrainRng::new(3, 0);
-    let question = "What is in the image?";
-    let example = |answer: &str, rng: &mut TrainRng| {
-        let s = sample(MediaKind::Image, "data/images/img_a.jpg", question, answer);
-        builder.example(&s, 56, rng).unwrap()
-    };
-    let short = example("a platform", &mut rng);
-    let long = example("a long platform by the red train", &mut rng);
-    let mut batch = builder.collate(vec![short, long], &dev).unwrap();
-    if let Some(m) = batch.images.as_mut() {
-        m.1 = m.1.to_dtype(DType::F64).unwrap();
-    }
+    let samples = [
+        image_sample("a platform"),
+        image_sample("a long platform by the red train"),
+    ];
+    let batch = collate(&tiny, &samples, 3, false);
+    let Tiny { params, model, .. } = tiny;
 
     // The prompt mask covers every token before the reply and nothing after.
     let prompt: Vec<Vec<u32>> = batch.prompt_mask.to_vec2().unwrap();
@@ -213,27 +117,8 @@ fn an_instruction_aware_bridge_trains_on_the_prompt_alone() {
     }
     // Both rows ask the same question, so the bridge gives them the same tokens: the
     // different answers (and paddings) are not read.
-    let ids = batch.images.as_ref().unwrap();
-    let embeds = model.llm().embed(&batch.ids).unwrap();
-    let (bridge, _) = model
-        .row_bridge_tokens(
-            2,
-            Some((ids.0.as_slice(), &ids.1)),
-            None,
-            Some(BridgePrompt {
-                embeds: &embeds,
-                mask: &batch.prompt_mask,
-            }),
-        )
-        .unwrap();
-    let gap: f64 = (bridge.get(0).unwrap() - bridge.get(1).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap();
+    let bridge = common::bridge_of(&model, &batch).tokens;
+    let gap = common::largest(&(bridge.get(0).unwrap() - bridge.get(1).unwrap()).unwrap());
     assert!(gap < 1e-9, "{gap}");
 
     // The projection of the prompt learns, with exact gradients.
@@ -253,62 +138,12 @@ fn an_instruction_aware_bridge_trains_on_the_prompt_alone() {
 
 #[test]
 fn the_bridge_answer_loss_names_the_reply_from_the_bridge_tokens_alone() {
-    let yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
-    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
-    let cfg = lynx_config(
-        &yaml,
-        read_llama_config(&tiny().join("vicuna")).unwrap(),
-        tok.vocab_size(),
-    )
-    .unwrap();
-    let store = Arc::new(WeightStore::new(release_mounts(&yaml).unwrap()));
-    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
-    let dev = Device::Cpu;
-    let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
-    let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
-    let builder = common::batch_builder(&yaml, tok, cfg.num_frames, false);
-    let mut rng = TrainRng::new(5, 0);
-    let mut text_only = sample(MediaKind::Image, "unused", "Say hello.", "hello there");
-    text_only.kind = SampleKind::Text;
-    text_only.media = None;
-    let samples = [
-        sample(
-            MediaKind::Image,
-            "data/images/img_a.jpg",
-            "What is in the image?",
-            "a platform",
-        ),
-        text_only.clone(),
-        sample(
-            MediaKind::Video,
-            "data/videos/vid7.json",
-            "What moves?",
-            "a train",
-        ),
-    ];
-    let examples = samples
-        .iter()
-        .map(|s| builder.example(s, 56, &mut rng).unwrap())
-        .collect();
-    let mut batch = builder.collate(examples, &dev).unwrap();
-    for m in [&mut batch.images, &mut batch.videos].into_iter().flatten() {
-        m.1 = m.1.to_dtype(DType::F64).unwrap();
-    }
-    let bridge = |batch: &lynx::train::batch::Batch| {
-        let embeds = model.llm().embed(&batch.ids).unwrap();
-        model
-            .row_bridge_tokens(
-                batch.size,
-                batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
-                batch.videos.as_ref().map(|(r, t)| (r.as_slice(), t)),
-                Some(BridgePrompt {
-                    embeds: &embeds,
-                    mask: &batch.prompt_mask,
-                }),
-            )
-            .unwrap()
-            .0
-    };
+    let tiny = tiny_trainable(DType::F64, |_| {});
+    let samples = [image_sample("a platform"), text_sample(), video_sample()];
+    let batch = collate(&tiny, &samples, 5, false);
+    let lone = collate(&tiny, &[text_sample()], 6, false);
+    let Tiny { params, model, .. } = tiny;
+    let bridge = |batch: &Batch| common::bridge_of(&model, batch).tokens;
     let tokens = bridge(&batch);
     let aux = bridge_answer_loss(model.llm(), &tokens, &batch)
         .unwrap()
@@ -335,9 +170,9 @@ fn the_bridge_answer_loss_names_the_reply_from_the_bridge_tokens_alone() {
 
     // The weighted sum is what trains, and a weight of 0 is the release's loss exactly.
     let plain = value(&batch_loss(&model, &batch, 0.0, LossReduction::Token).unwrap());
-    let off = batch_loss_with(&model, &batch, 0.0, LossReduction::Token, 0.0).unwrap();
+    let off = batch_loss_with(&model, &batch, &answer_weight(0.0)).unwrap();
     assert_eq!(value(&off), plain);
-    let with = |w: f64| batch_loss_with(&model, &batch, 0.0, LossReduction::Token, w).unwrap();
+    let with = |w: f64| batch_loss_with(&model, &batch, &answer_weight(w)).unwrap();
     assert!((value(&with(0.7)) - plain - 0.7 * value(&aux)).abs() < 1e-9);
 
     // Its gradients are exact, and they reach the bridge only: the LM head is frozen and
@@ -359,77 +194,24 @@ fn the_bridge_answer_loss_names_the_reply_from_the_bridge_tokens_alone() {
     );
 
     // A batch without media has nothing for the bridge to name.
-    let lone = builder
-        .collate(
-            vec![builder.example(&text_only, 56, &mut rng).unwrap()],
-            &dev,
-        )
-        .unwrap();
     let none = bridge_answer_loss(model.llm(), &bridge(&lone), &lone).unwrap();
     assert!(none.is_none());
 }
 
 #[test]
 fn word_tokens_learn_to_name_the_reply_as_words_the_llm_reads() {
-    let mut yaml = LynxYaml::load(&tiny().join("lynx.yaml"), &[]).unwrap();
-    yaml.bridge_config.word_tokens = 2;
-    let tok = LynxTokenizer::from_dir(&tiny().join("vicuna"), TokenizerSource::Auto).unwrap();
-    let cfg = lynx_config(
-        &yaml,
-        read_llama_config(&tiny().join("vicuna")).unwrap(),
-        tok.vocab_size(),
-    )
-    .unwrap();
     // `bridge.word_head` is in no file: it starts fresh, as in a recipe's stage 1.
-    let mounts = release_mounts(&yaml).unwrap().into_iter().map(|mut m| {
-        m.strict = false;
-        m
-    });
-    let store = Arc::new(WeightStore::new(mounts.collect()));
-    let parts = [TrainPart::Bridge, TrainPart::Adapter, TrainPart::FramePos];
-    let dev = Device::Cpu;
-    let params = TrainableParams::new(store, &parts, 1, &dev, DType::F64);
-    let model = Lynx::new(&cfg, params.var_builder(&dev)).unwrap();
-    let builder = common::batch_builder(&yaml, tok, cfg.num_frames, false);
-    let mut rng = TrainRng::new(7, 0);
-    let mut text_only = sample(MediaKind::Image, "unused", "Say hello.", "hello there");
-    text_only.kind = SampleKind::Text;
-    text_only.media = None;
+    let tiny = tiny_trainable(DType::F64, |yaml| yaml.bridge_config.word_tokens = 2);
     let samples = [
-        sample(
-            MediaKind::Image,
-            "data/images/img_a.jpg",
-            "What is in the image?",
-            "a long platform by the red train",
-        ),
-        text_only,
-        sample(
-            MediaKind::Video,
-            "data/videos/vid7.json",
-            "What moves?",
-            "a train",
-        ),
+        image_sample("a long platform by the red train"),
+        text_sample(),
+        video_sample(),
     ];
-    let examples = samples
-        .iter()
-        .map(|s| builder.example(s, 56, &mut rng).unwrap())
-        .collect();
-    let mut batch = builder.collate(examples, &dev).unwrap();
-    for m in [&mut batch.images, &mut batch.videos].into_iter().flatten() {
-        m.1 = m.1.to_dtype(DType::F64).unwrap();
-    }
-    let embeds = model.llm().embed(&batch.ids).unwrap();
-    let out = model
-        .row_bridge_outputs(
-            batch.size,
-            batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
-            batch.videos.as_ref().map(|(r, t)| (r.as_slice(), t)),
-            Some(BridgePrompt {
-                embeds: &embeds,
-                mask: &batch.prompt_mask,
-            }),
-        )
-        .unwrap();
+    let batch = collate(&tiny, &samples, 7, false);
+    let Tiny {
+        cfg, params, model, ..
+    } = tiny;
+    let out = common::bridge_of(&model, &batch);
     let logits = out.word_logits.expect("the bridge has word tokens");
     let v = model.llm().vocab_size();
     assert_eq!(logits.dims(), &[3, 2, v]);
@@ -442,14 +224,7 @@ fn word_tokens_learn_to_name_the_reply_as_words_the_llm_reads() {
     let mixed = probs.get(0).unwrap().matmul(table).unwrap();
     let n = cfg.bridge.num_bridge_tokens;
     let words = out.tokens.get(0).unwrap().narrow(0, n - 2, 2).unwrap();
-    let gap: f64 = (words - mixed)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar()
-        .unwrap();
+    let gap = common::largest(&(words - mixed).unwrap());
     assert!(gap < 1e-9, "{gap}");
 
     // By hand: for each media row, the mean of its two word distributions, the cross-entropy
@@ -486,7 +261,7 @@ fn word_tokens_learn_to_name_the_reply_as_words_the_llm_reads() {
 
     // With word tokens the weighted loss uses this term, and its gradients are exact.
     let plain = value(&batch_loss(&model, &batch, 0.0, LossReduction::Token).unwrap());
-    let with = |w: f64| batch_loss_with(&model, &batch, 0.0, LossReduction::Token, w).unwrap();
+    let with = |w: f64| batch_loss_with(&model, &batch, &answer_weight(w)).unwrap();
     assert!((value(&with(0.5)) - plain - 0.5 * value(&aux)).abs() < 1e-9);
     let grads = with(0.5).backward().unwrap();
     let vars = params.vars();
@@ -495,5 +270,13 @@ fn word_tokens_learn_to_name_the_reply_as_words_the_llm_reads() {
         common::assert_gradient_matches(name, var(name), &grads, 1e-5, &[1.0 / 3.0, 1.0], || {
             value(&with(0.5))
         });
+    }
+}
+
+/// The release's objective plus the bridge-answer loss at weight `w`.
+fn answer_weight(w: f64) -> Objective {
+    Objective {
+        bridge_answer: w,
+        ..Objective::default()
     }
 }

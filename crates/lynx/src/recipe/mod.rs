@@ -495,6 +495,11 @@ fn finetune_keys(
     } else {
         cfg
     };
+    let cfg = if plan.stage2_detach_word_tokens {
+        plan::with(cfg, "detach_word_tokens", json!(true))
+    } else {
+        cfg
+    };
     Ok(plan::with(cfg, "train_parts", json!(plan::STAGE2_PARTS)))
 }
 

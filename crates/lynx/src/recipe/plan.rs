@@ -121,6 +121,11 @@ pub struct RecipePlan {
     /// 58.36 / 45.79, losing the shape names (docs/lm-lookup.md, section 4).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stage2_bridge_answer_loss: f64,
+    /// Stage 2 feeds the LLM the word tokens detached (`lynx train`'s `detach_word_tokens`):
+    /// they learn from the bridge-answer loss alone, not from the reply loss. Needs word tokens
+    /// and `stage2_bridge_answer_loss` above 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stage2_detach_word_tokens: bool,
     /// Threads computing micro-batches (the numbers do not depend on it).
     pub workers: usize,
 }
@@ -272,6 +277,7 @@ impl RecipePlan {
             stage2_loss_reduction: LossReduction::Token,
             stage2_lr_scale: BTreeMap::new(),
             stage2_bridge_answer_loss: 0.0,
+            stage2_detach_word_tokens: false,
             workers: 2,
         }
     }
@@ -318,6 +324,12 @@ impl RecipePlan {
             return Err(Error::config(
                 "stage2_bridge_answer_loss",
                 format!("must be in [0, 100], got {answer}"),
+            ));
+        }
+        if self.stage2_detach_word_tokens && (self.bridge_word_tokens == 0 || answer == 0.0) {
+            return Err(Error::config(
+                "stage2_detach_word_tokens",
+                "detached word tokens need bridge_word_tokens and stage2_bridge_answer_loss above 0",
             ));
         }
         for (part, scale) in &self.stage2_lr_scale {
@@ -644,6 +656,21 @@ mod tests {
         aux.stage2_bridge_answer_loss = 0.3;
         write_yaml(&path, &aux).unwrap();
         assert_eq!(RecipePlan::load(&path).unwrap(), aux);
+
+        aux.bridge_word_tokens = 4;
+        aux.stage2_detach_word_tokens = true;
+        write_yaml(&path, &aux).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("stage2_detach_word_tokens: true"), "{text}");
+        assert_eq!(RecipePlan::load(&path).unwrap(), aux);
+        let mut no_answer = aux.clone();
+        no_answer.stage2_bridge_answer_loss = 0.0;
+        write_yaml(&path, &no_answer).unwrap();
+        let err = RecipePlan::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("plan.yaml") && err.contains("stage2_detach_word_tokens"),
+            "{err}"
+        );
 
         aux.stage2_bridge_answer_loss = -1.0;
         write_yaml(&path, &aux).unwrap();

@@ -249,6 +249,13 @@ pub struct TrainConfig {
     /// ([`crate::train::trainer::word_answer_loss`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub bridge_answer_loss: f64,
+    /// Feed the LLM the word tokens (`bridge_config.word_tokens`) without letting its loss flow
+    /// back through them, so they learn only from `bridge_answer_loss` and stay the answer's
+    /// words: the reply loss, reaching them before the reply, traded their colours for what
+    /// the adapters found easiest to read (docs/lm-lookup.md, sections 6 and 7). The rest of
+    /// the bridge still learns from the reply loss.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detach_word_tokens: bool,
     #[serde(default = "default_seed")]
     pub seed: u64,
     #[serde(default = "default_save_every")]
@@ -411,6 +418,12 @@ impl TrainConfig {
         in_range("weight_decay", self.weight_decay, 0.0, 1.0)?;
         in_range("label_smoothing", self.label_smoothing, 0.0, 0.999)?;
         in_range("bridge_answer_loss", self.bridge_answer_loss, 0.0, 100.0)?;
+        if self.detach_word_tokens && self.bridge_answer_loss == 0.0 {
+            return Err(Error::config(
+                "detach_word_tokens",
+                "detached word tokens learn only from bridge_answer_loss, which is 0",
+            ));
+        }
         in_range("max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)?;
         if let Some(c) = self.clip_grad_norm {
             if !(c.is_finite() && c > 0.0) {

@@ -48,7 +48,11 @@ fn loads_with_defaults() {
     assert_eq!(c.bridge_answer_loss, 0.0);
     let aux = load("bridge_answer_loss: 0.3\n", &[]).unwrap();
     assert_eq!(aux.bridge_answer_loss, 0.3);
+    assert!(!aux.detach_word_tokens);
+    let detached = load("bridge_answer_loss: 0.3\ndetach_word_tokens: true\n", &[]).unwrap();
+    assert!(detached.detach_word_tokens);
     assert_ne!(c.identity().unwrap(), aux.identity().unwrap());
+    assert_ne!(aux.identity().unwrap(), detached.identity().unwrap());
 }
 
 #[test]
@@ -128,6 +132,7 @@ fn bad_overrides_and_values_name_the_key() {
         ("clip_grad_norm=0", "clip_grad_norm"),
         ("max_bad_fraction=2", "max_bad_fraction"),
         ("bridge_answer_loss=-0.5", "bridge_answer_loss"),
+        ("detach_word_tokens=true", "detach_word_tokens"),
         ("train_parts=[bridge, bridge]", "train_parts"),
         ("model.llm=", "model"),
     ] {

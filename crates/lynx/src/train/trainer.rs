@@ -17,7 +17,7 @@ use crate::model::bridge::resampler::BridgePrompt;
 use crate::model::convert::write_converted;
 use crate::model::llm::llama::Llama;
 use crate::model::load::{self, LoadedModel};
-use crate::model::lynx::{Lynx, LynxConfig};
+use crate::model::lynx::{Lynx, LynxConfig, RowBridge};
 use crate::model::weights::{Mount, TensorFile, WeightStore};
 use crate::train::batch::{Batch, BatchBuilder, Example};
 use crate::train::checkpoint::{CheckpointManager, TrainState};
@@ -160,30 +160,54 @@ pub fn batch_loss(
     label_smoothing: f64,
     reduction: LossReduction,
 ) -> Result<Tensor> {
-    batch_loss_with(model, batch, label_smoothing, reduction, 0.0)
+    let objective = Objective {
+        label_smoothing,
+        reduction,
+        ..Objective::default()
+    };
+    batch_loss_with(model, batch, &objective)
 }
 
-/// [`batch_loss`] plus `bridge_answer` times [`bridge_answer_loss`] (when it is > 0).
-pub fn batch_loss_with(
-    model: &Lynx,
-    batch: &Batch,
-    label_smoothing: f64,
-    reduction: LossReduction,
-    bridge_answer: f64,
-) -> Result<Tensor> {
+/// What a Lynx training step minimises, beyond the batch itself (the [`TrainConfig`] keys of
+/// the same names).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Objective {
+    pub label_smoothing: f64,
+    pub reduction: LossReduction,
+    /// Weight of [`bridge_answer_loss`] (or [`word_answer_loss`]); 0: none.
+    pub bridge_answer: f64,
+    /// The LLM reads the word tokens but its loss does not flow back through them.
+    pub detach_word_tokens: bool,
+}
+
+impl Objective {
+    /// The objective a run's config asks for.
+    pub fn of(cfg: &TrainConfig) -> Self {
+        Self {
+            label_smoothing: cfg.label_smoothing,
+            reduction: cfg.loss_reduction,
+            bridge_answer: cfg.bridge_answer_loss,
+            detach_word_tokens: cfg.detach_word_tokens,
+        }
+    }
+}
+
+/// [`batch_loss`] plus `objective.bridge_answer` times [`bridge_answer_loss`] (when it is > 0).
+pub fn batch_loss_with(model: &Lynx, batch: &Batch, objective: &Objective) -> Result<Tensor> {
+    let (label_smoothing, reduction) = (objective.label_smoothing, objective.reduction);
+    let bridge_answer = objective.bridge_answer;
     let text = model.llm().embed(&batch.ids)?;
-    let out = model.row_bridge_outputs(
-        batch.size,
-        batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
-        batch.videos.as_ref().map(|(r, t)| (r.as_slice(), t)),
-        Some(BridgePrompt {
-            embeds: &text,
-            mask: &batch.prompt_mask,
-        }),
-    )?;
+    let out = batch_bridge(model, batch, &text)?;
     let bridge = &out.tokens;
+    let detached;
+    let read = if objective.detach_word_tokens {
+        detached = detach_word_tokens(&out, model.config().bridge.word_tokens)?;
+        &detached
+    } else {
+        &out
+    };
     let (embeds, mask) =
-        model.assemble_inputs(&out, &text, &batch.text_mask, &reply_positions(batch))?;
+        model.assemble_inputs(read, &text, &batch.text_mask, &reply_positions(batch))?;
     let hidden = model.llm().forward_hidden(&embeds, &mask, None)?;
     let prefix = hidden.dim(1)? - batch.ids.dim(1)?;
     let loss = target_loss(
@@ -205,6 +229,45 @@ pub fn batch_loss_with(
         Some(aux) => Ok((&loss + (aux.to_dtype(loss.dtype())? * bridge_answer)?)?),
         None => Ok(loss),
     }
+}
+
+/// The bridge's outputs for each row of `batch` (`text`: its token embeddings, which an
+/// instruction-aware bridge reads up to the reply).
+pub fn batch_bridge(model: &Lynx, batch: &Batch, text: &Tensor) -> Result<RowBridge> {
+    model.row_bridge_outputs(
+        batch.size,
+        batch.images.as_ref().map(|(r, t)| (r.as_slice(), t)),
+        batch.videos.as_ref().map(|(r, t)| (r.as_slice(), t)),
+        Some(BridgePrompt {
+            embeds: text,
+            mask: &batch.prompt_mask,
+        }),
+    )
+}
+
+/// `out` with its last `k` bridge tokens (the word tokens) cut off from the graph: the LLM
+/// reads the same values, and no gradient reaches the bridge through them.
+fn detach_word_tokens(out: &RowBridge, k: usize) -> Result<RowBridge> {
+    let l = out.tokens.dim(1)?;
+    if k == 0 || k > l {
+        return Err(Error::config(
+            "detach_word_tokens",
+            format!("the bridge has {k} word tokens among {l} bridge tokens"),
+        ));
+    }
+    let tokens = Tensor::cat(
+        &[
+            &out.tokens.narrow(1, 0, l - k)?,
+            &out.tokens.narrow(1, l - k, k)?.detach(),
+        ],
+        1,
+    )?;
+    Ok(RowBridge {
+        tokens,
+        mask: out.mask.clone(),
+        word_logits: out.word_logits.clone(),
+        media_rows: out.media_rows.clone(),
+    })
 }
 
 /// The bridge-answer loss: the LM head applied to the mean of a row's bridge tokens
@@ -400,6 +463,12 @@ impl Trainer {
         let (checkpoints, latest) =
             CheckpointManager::open(&cfg.output_dir, cfg.identity()?, cfg.keep_last, resume)?;
         let base = base_model(&cfg)?;
+        if cfg.detach_word_tokens && base.cfg.bridge.word_tokens == 0 {
+            return Err(Error::config(
+                "detach_word_tokens",
+                "the model's bridge has no word tokens (bridge_config.word_tokens)",
+            ));
+        }
         let store = Arc::new(WeightStore::new(base_mounts(&cfg, &base)?));
         let params = TrainableParams::new(store, &cfg.train_parts, cfg.seed, &device, DType::F32);
         let model = Lynx::new(&base.cfg, params.var_builder(&device))?;
@@ -510,11 +579,10 @@ impl Trainer {
     pub fn update_on(&mut self, image_res: usize, batches: &[Batch]) -> Result<StepStats> {
         let t = self.core.step + 1;
         let bridge = self.base.cfg.bridge.num_bridge_tokens;
-        let (model, smoothing) = (&self.model, self.cfg.label_smoothing);
-        let (reduction, answer) = (self.cfg.loss_reduction, self.cfg.bridge_answer_loss);
+        let (model, objective) = (&self.model, Objective::of(&self.cfg));
         let loss = move |b: &Batch| -> Result<MicroLoss> {
             Ok((
-                batch_loss_with(model, b, smoothing, reduction, answer)?,
+                batch_loss_with(model, b, &objective)?,
                 b.text_tokens + b.size * bridge,
             ))
         };
