@@ -277,6 +277,8 @@ impl RecipePlan {
             stage2_loss_reduction: LossReduction::Token,
             stage2_lr_scale: BTreeMap::new(),
             stage2_bridge_answer_loss: 0.0,
+            // Stop 29 (section 7): detached, those word tokens kept more colours (46/100
+            // against 26) and were still copied, but held-out images stayed at 59.61 / 49.53.
             stage2_detach_word_tokens: false,
             workers: 2,
         }
