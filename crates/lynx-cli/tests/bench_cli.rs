@@ -3,17 +3,13 @@
 //! every update is reported, nothing is written to the config's output_dir, a fixed batch is
 //! saved and reused. No timing is asserted (a benchmark, not a test).
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::lynx;
 use serde_json::Value;
-
-fn lynx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lynx"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn report(args: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();

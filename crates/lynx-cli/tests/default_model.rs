@@ -3,29 +3,15 @@
 //! fresh world's held-out questions well enough for the rule judge, and real photographs of any
 //! size (OwlEval's cases) go through without a crash.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::{lynx_in, owleval, repo, s, text};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn lynx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lynx"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    lynx_in(&repo(), args)
 }
 
 fn ask(media: &[&str], question: &str) -> String {
@@ -120,7 +106,7 @@ const MIN_OVERALL: f64 = 50.0;
 
 #[test]
 fn real_photographs_of_any_size_do_not_crash() {
-    let shared = root().join("../shared/data/owleval");
+    let shared = owleval();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("answers.jsonl");
     let o = lynx(&[

@@ -2,37 +2,24 @@
 //! reproduces the official predictions, `convert` + `--model` gives the same answers,
 //! `forward` prints the prompt ids and logits, and bad input gets one clear error.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::PathBuf;
+use std::process::Output;
+
+use common::{fixture, lynx_in, read_jsonl, s};
 use serde_json::Value;
 
 fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny")
+    fixture("tiny")
 }
 
 fn lynx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lynx"))
-        .args(args)
-        .current_dir(tiny())
-        .output()
-        .unwrap()
+    lynx_in(&tiny(), args)
 }
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
@@ -45,7 +32,11 @@ fn generate_matches_the_official_predictions_and_resumes() {
         let out = dir.path().join(format!("{yaml}.jsonl"));
         let o = lynx(&["generate", "--config", yaml, "--output", s(&out)]);
         assert!(o.status.success(), "{}", stderr(&o));
-        assert_eq!(lines(&out), lines(&tiny().join(reference)), "{yaml}");
+        assert_eq!(
+            read_jsonl(&out),
+            read_jsonl(&tiny().join(reference)),
+            "{yaml}"
+        );
         // Resume after losing the last two lines (and a torn one): the same file again.
         let text = std::fs::read_to_string(&out).unwrap();
         let kept: Vec<&str> = text.lines().take(text.lines().count() - 2).collect();
@@ -59,9 +50,13 @@ fn generate_matches_the_official_predictions_and_resumes() {
             "--resume",
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
-        let mut got = lines(&out);
+        let mut got = read_jsonl(&out);
         got.sort_by_key(|v| v["index"].as_i64());
-        assert_eq!(got, lines(&tiny().join(reference)), "{yaml} after resume");
+        assert_eq!(
+            got,
+            read_jsonl(&tiny().join(reference)),
+            "{yaml} after resume"
+        );
     }
 }
 
@@ -181,7 +176,7 @@ fn bad_lines_are_reported_and_good_predictions_still_written() {
         err.contains("ann.jsonl:5") && err.contains("question"),
         "{err}"
     );
-    let got: Vec<i64> = lines(&out)
+    let got: Vec<i64> = read_jsonl(&out)
         .iter()
         .map(|v| v["index"].as_i64().unwrap())
         .collect();

@@ -3,38 +3,17 @@
 //! nothing), unparseable replies, retries on 5xx and timeouts, a down server, and the agreement
 //! table of both judges.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use common::{class_score, fixture, lynx_with_key, read_json, run_open_vqa_fixture, text};
 use serde_json::{json, Value};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/eval")
-}
-
-fn lynx(args: &[&str], key: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lynx"));
-    cmd.args(args);
-    match key {
-        Some(k) => cmd.env("OPENAI_API_KEY", k),
-        None => cmd.env_remove("OPENAI_API_KEY"),
-    };
-    cmd.output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
 
 /// One request the stand-in received.
 #[derive(Clone, Debug)]
@@ -199,31 +178,9 @@ fn llm_args<'a>(url: &'a str, cache: &'a str, out: &'a str) -> Vec<&'a str> {
     ]
 }
 
-fn with_fixture(mut args: Vec<String>) -> Vec<String> {
-    let f = fixtures();
-    args.extend([
-        "--annotations".into(),
-        f.join("open_vqa_ann.jsonl").display().to_string(),
-        "--predictions".into(),
-        f.join("open_vqa_pred.jsonl").display().to_string(),
-    ]);
-    args
-}
-
-fn run(args: &[&str], key: Option<&str>) -> Output {
-    let all = with_fixture(args.iter().map(|s| s.to_string()).collect());
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    lynx(&refs, key)
-}
-
-fn class(r: &Value, c: &str) -> (u64, u64) {
-    let s = &r["classes"][c];
-    (s["correct"].as_u64().unwrap(), s["total"].as_u64().unwrap())
-}
-
 fn expected_prompts() -> Vec<String> {
-    let ann = fixtures().join("open_vqa_ann.jsonl");
-    let pred = fixtures().join("open_vqa_pred.jsonl");
+    let ann = fixture("eval").join("open_vqa_ann.jsonl");
+    let pred = fixture("eval").join("open_vqa_pred.jsonl");
     let answers: std::collections::HashMap<i64, String> = std::fs::read_to_string(pred)
         .unwrap()
         .lines()
@@ -270,7 +227,7 @@ fn llm_judge_prompts_auth_cache_and_agreement() {
     let cache = dir.path().join("cache.jsonl");
     let out = dir.path().join("llm.json");
     let (c, o) = (cache.to_str().unwrap(), out.to_str().unwrap());
-    let res = run(&llm_args(&server.url, c, o), Some("sk-test-123"));
+    let res = run_open_vqa_fixture(&llm_args(&server.url, c, o), Some("sk-test-123"));
     assert!(res.status.success(), "{}", text(&res.stderr));
 
     let seen = server.seen();
@@ -298,11 +255,11 @@ fn llm_judge_prompts_auth_cache_and_agreement() {
     assert_eq!(r["judge"], "llm");
     assert_eq!(r["judge_model"], "stand-in");
     // yes: 1 2 3 6 9 10 11; no: 5; unparseable: 4
-    assert_eq!(class(&r, "OCR"), (2, 2));
-    assert_eq!(class(&r, "Counting"), (1, 2));
-    assert_eq!(class(&r, "Reasoning"), (0, 1));
-    assert_eq!(class(&r, "Action"), (1, 1));
-    assert_eq!(class(&r, "Others"), (2, 2));
+    assert_eq!(class_score(&r, "OCR"), (2, 2));
+    assert_eq!(class_score(&r, "Counting"), (1, 2));
+    assert_eq!(class_score(&r, "Reasoning"), (0, 1));
+    assert_eq!(class_score(&r, "Action"), (1, 1));
+    assert_eq!(class_score(&r, "Others"), (2, 2));
     assert_eq!(
         (r["judged"].as_u64(), r["unparseable"].as_u64()),
         (Some(8), Some(1))
@@ -316,7 +273,7 @@ fn llm_judge_prompts_auth_cache_and_agreement() {
 
     // a rerun is answered from the cache: nothing is sent, the report is the same
     let out2 = dir.path().join("llm2.json");
-    let res = run(
+    let res = run_open_vqa_fixture(
         &llm_args(&server.url, c, out2.to_str().unwrap()),
         Some("sk-test-123"),
     );
@@ -326,7 +283,7 @@ fn llm_judge_prompts_auth_cache_and_agreement() {
 
     // both judges on the same predictions: one table, and their agreement
     let rule = dir.path().join("rule.json");
-    let res = run(
+    let res = run_open_vqa_fixture(
         &[
             "eval",
             "open-vqa",
@@ -341,7 +298,7 @@ fn llm_judge_prompts_auth_cache_and_agreement() {
     );
     assert!(res.status.success());
     let md = dir.path().join("cmp.md");
-    let res = lynx(
+    let res = lynx_with_key(
         &[
             "eval",
             "open-vqa",
@@ -390,7 +347,7 @@ fn llm_judge_without_key_sends_no_auth_and_retries_500s() {
     let out = dir.path().join("r.json");
     let mut args = llm_args(&server.url, cache.to_str().unwrap(), out.to_str().unwrap());
     args.extend(["--retries", "3", "--concurrency", "1"]);
-    let res = run(&args, None);
+    let res = run_open_vqa_fixture(&args, None);
     assert!(res.status.success(), "{}", text(&res.stderr));
     let seen = server.seen();
     assert_eq!(seen.len(), 9 + 3);
@@ -418,7 +375,7 @@ fn slow_server_times_out_then_retry_succeeds() {
     let out = dir.path().join("r.json");
     let mut args = llm_args(&server.url, cache.to_str().unwrap(), out.to_str().unwrap());
     args.extend(["--timeout-s", "1", "--concurrency", "1", "--retries", "2"]);
-    let res = run(&args, Some("k"));
+    let res = run_open_vqa_fixture(&args, Some("k"));
     assert!(res.status.success(), "{}", text(&res.stderr));
     assert_eq!(server.seen().len(), 10);
     assert_eq!(std::fs::read_to_string(&cache).unwrap().lines().count(), 9);
@@ -439,7 +396,7 @@ fn failures_keep_the_verdicts_obtained() {
     let out = dir.path().join("r.json");
     let mut args = llm_args(&server.url, cache.to_str().unwrap(), out.to_str().unwrap());
     args.extend(["--retries", "2", "--concurrency", "1"]);
-    let res = run(&args, Some("k"));
+    let res = run_open_vqa_fixture(&args, Some("k"));
     assert!(!res.status.success());
     let err = text(&res.stderr);
     assert!(
@@ -462,7 +419,7 @@ fn failures_keep_the_verdicts_obtained() {
     // a healthy server is then asked only for the five verdicts still missing
     let server = StandIn::start(ok_rule());
     let args = llm_args(&server.url, cache.to_str().unwrap(), out.to_str().unwrap());
-    let res = run(&args, Some("k"));
+    let res = run_open_vqa_fixture(&args, Some("k"));
     assert!(res.status.success(), "{}", text(&res.stderr));
     assert_eq!(server.seen().len(), 5);
     assert!((read_json(&out)["overall"].as_f64().unwrap() - 700.0 / 11.0).abs() < 1e-9);
@@ -481,7 +438,7 @@ fn down_server_and_rejected_key_are_clear_errors() {
     let out = dir.path().join("r.json");
     let mut args = llm_args(&url, cache.to_str().unwrap(), out.to_str().unwrap());
     args.extend(["--retries", "2"]);
-    let res = run(&args, Some("k"));
+    let res = run_open_vqa_fixture(&args, Some("k"));
     assert!(!res.status.success());
     let err = text(&res.stderr);
     assert!(
@@ -497,7 +454,7 @@ fn down_server_and_rejected_key_are_clear_errors() {
     }));
     let mut args = llm_args(&server.url, cache.to_str().unwrap(), out.to_str().unwrap());
     args.extend(["--concurrency", "1"]);
-    let res = run(&args, Some("wrong"));
+    let res = run_open_vqa_fixture(&args, Some("wrong"));
     assert!(!res.status.success());
     assert!(
         text(&res.stderr).contains("HTTP 401"),

@@ -3,33 +3,12 @@
 //! does not depend on the batch size, task records use the world's prompts, and bad records
 //! and files are named.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{lynx, read_jsonl, s, text};
 use serde_json::Value;
-
-fn lynx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lynx"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn jsonl(p: &Path) -> Vec<Value> {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn write_jsonl(p: &Path, rows: &[Value]) {
     let body: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
@@ -97,7 +76,7 @@ fn caption_loss_tells_right_images_from_wrong_ones() {
     let dir = tempfile::tempdir().unwrap();
     let train = world(dir.path());
     // The detailed image captions, their images rotated by one scene, and their colours swapped.
-    let right: Vec<Value> = jsonl(&train.join("pairs.jsonl"))
+    let right: Vec<Value> = read_jsonl(&train.join("pairs.jsonl"))
         .into_iter()
         .filter(|r| r["image"].is_string() && r["caption"].as_str().unwrap().starts_with("This"))
         .collect();
@@ -156,7 +135,7 @@ fn task_records_use_the_worlds_prompts_and_bad_records_are_named() {
     assert!(loss(&rows[0]).is_finite());
 
     // A broken line and a missing image are skipped and the first is named; the rest count.
-    let mut recs = jsonl(&train.join("pairs.jsonl"));
+    let mut recs = read_jsonl(&train.join("pairs.jsonl"));
     recs.truncate(4);
     recs[1]["image"] = Value::from("../images/none.png");
     let mut body: Vec<String> = recs.iter().map(|r| r.to_string()).collect();

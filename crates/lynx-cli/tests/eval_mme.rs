@@ -1,25 +1,12 @@
 //! `lynx eval mme` end to end on handcrafted MME results files (fixtures/eval/mme_results,
 //! expected scores worked out by hand with the official tool's rules) and bad inputs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{fixture, lynx, text};
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/eval")
-}
-
-fn lynx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lynx"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
 
 fn close(v: &Value, x: f64) -> bool {
     (v.as_f64().unwrap() - x).abs() < 1e-9
@@ -29,7 +16,7 @@ fn close(v: &Value, x: f64) -> bool {
 fn scores_the_handcrafted_results() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("mme.json");
-    let res = fixtures().join("mme_results");
+    let res = fixture("eval").join("mme_results");
     let o = lynx(&[
         "eval",
         "mme",
@@ -76,7 +63,7 @@ fn malformed_results_name_file_and_line() {
         "eval",
         "mme",
         "--results",
-        fixtures().join("mme_bad").to_str().unwrap(),
+        fixture("eval").join("mme_bad").to_str().unwrap(),
     ]);
     assert!(!o.status.success());
     let err = text(&o.stderr);

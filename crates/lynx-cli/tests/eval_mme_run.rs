@@ -2,9 +2,12 @@
 //! (fixtures/eval/mme_root: both layouts, perception and cognition): the model's answers in
 //! MME's results format, the report's subtasks and counts, and resuming after a crash.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::text;
 use lynx::pipeline::{Engine, EngineOptions, Media, Request};
 use serde_json::Value;
 
@@ -14,10 +17,6 @@ fn fixtures() -> PathBuf {
 
 fn root() -> PathBuf {
     fixtures().join("eval/mme_root")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
 }
 
 fn run(results: &Path, extra: &[&str]) -> Output {

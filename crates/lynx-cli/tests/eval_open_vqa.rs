@@ -1,61 +1,19 @@
 //! `lynx eval open-vqa --judge rule` end to end: exact scores on crafted predictions, the real
 //! Open-VQA annotations (../shared/data), input problems reported by index and file:line.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{class_score, fixture, lynx_with_key, read_json, run_open_vqa_fixture, text};
 use serde_json::{json, Value};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/eval")
-}
-
-fn lynx(args: &[&str], key: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lynx"));
-    cmd.args(args);
-    match key {
-        Some(k) => cmd.env("OPENAI_API_KEY", k),
-        None => cmd.env_remove("OPENAI_API_KEY"),
-    };
-    cmd.output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-fn with_fixture(mut args: Vec<String>) -> Vec<String> {
-    let f = fixtures();
-    args.extend([
-        "--annotations".into(),
-        f.join("open_vqa_ann.jsonl").display().to_string(),
-        "--predictions".into(),
-        f.join("open_vqa_pred.jsonl").display().to_string(),
-    ]);
-    args
-}
-
-fn run(args: &[&str], key: Option<&str>) -> Output {
-    let all = with_fixture(args.iter().map(|s| s.to_string()).collect());
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    lynx(&refs, key)
-}
-
-fn class(r: &Value, c: &str) -> (u64, u64) {
-    let s = &r["classes"][c];
-    (s["correct"].as_u64().unwrap(), s["total"].as_u64().unwrap())
-}
 
 #[test]
 fn rule_judge_on_the_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rule.json");
     let md = dir.path().join("rule.md");
-    let o = run(
+    let o = run_open_vqa_fixture(
         &[
             "eval",
             "open-vqa",
@@ -73,14 +31,14 @@ fn rule_judge_on_the_fixture() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let r = read_json(&out);
     // 1 2 3 5 6 10 right; 4 (13 cats), 9 (skating), 11 (strawberries) wrong; 7 empty; 8 missing
-    assert_eq!(class(&r, "OCR"), (2, 2));
-    assert_eq!(class(&r, "Counting"), (1, 2));
-    assert_eq!(class(&r, "Reasoning"), (1, 1));
-    assert_eq!(class(&r, "Place"), (1, 1));
-    assert_eq!(class(&r, "Color"), (0, 1));
-    assert_eq!(class(&r, "Spatial"), (0, 1));
-    assert_eq!(class(&r, "Action"), (0, 1));
-    assert_eq!(class(&r, "Others"), (1, 2));
+    assert_eq!(class_score(&r, "OCR"), (2, 2));
+    assert_eq!(class_score(&r, "Counting"), (1, 2));
+    assert_eq!(class_score(&r, "Reasoning"), (1, 1));
+    assert_eq!(class_score(&r, "Place"), (1, 1));
+    assert_eq!(class_score(&r, "Color"), (0, 1));
+    assert_eq!(class_score(&r, "Spatial"), (0, 1));
+    assert_eq!(class_score(&r, "Action"), (0, 1));
+    assert_eq!(class_score(&r, "Others"), (1, 2));
     assert!((r["overall"].as_f64().unwrap() - 600.0 / 11.0).abs() < 1e-9);
     assert_eq!(r["judged"], 9);
     assert_eq!(r["unparseable"], 0);
@@ -139,7 +97,7 @@ fn rule_judge_on_the_real_annotations() {
         for flip in [false, true] {
             let (pred, total, polar) = gt_predictions(&ann, dir.path(), flip);
             let out = dir.path().join("r.json");
-            let o = lynx(
+            let o = lynx_with_key(
                 &[
                     "eval",
                     "open-vqa",
@@ -170,7 +128,7 @@ fn rule_judge_on_the_real_annotations() {
     // the image set is the paper's Table 1 (302 questions): 100 % when every answer is right
     let (pred, total, _) = gt_predictions(&data.join("Open_VQA_images.jsonl"), dir.path(), false);
     assert_eq!(total, 302);
-    let o = lynx(
+    let o = lynx_with_key(
         &[
             "eval",
             "open-vqa",
@@ -203,8 +161,8 @@ fn malformed_predictions_name_file_and_line() {
         "{\"index\": 1, \"text_output\": \"a\"}\n{\"index\": 2, \"text_output\": \n",
     )
     .unwrap();
-    let ann = fixtures().join("open_vqa_ann.jsonl");
-    let res = lynx(
+    let ann = fixture("eval").join("open_vqa_ann.jsonl");
+    let res = lynx_with_key(
         &[
             "eval",
             "open-vqa",

@@ -3,10 +3,13 @@
 //! prompt, the paper's padding, the answer format the rating server loads, resume, and errors
 //! named by question id.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{owleval, text};
 use lynx::eval::{self, OwlAnswer};
 use lynx::pipeline::{Engine, EngineOptions, Media, Request};
 use serde_json::Value;
@@ -14,16 +17,8 @@ use serde_json::Value;
 /// Short answers and room for a dialogue in the prompt (the tiny config keeps 40 tokens).
 const SETS: [&str; 2] = ["max_new_tokens=8", "max_input_tokens=200"];
 
-fn owleval() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/owleval")
-}
-
 fn tiny_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/lynx.yaml")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
 }
 
 /// The lines of the real questions file with these ids, in file order.

@@ -2,25 +2,10 @@
 //! attribute with accuracies in range, the place (which the default model always gets right)
 //! is read from both the vision and the bridge tokens, and bad inputs are named.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use common::{lynx, s, text};
 use serde_json::Value;
-
-fn lynx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lynx"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn probes_report_every_attribute_and_read_the_place() {

@@ -1,18 +1,17 @@
 //! `lynx rate serve` and `lynx rate report` as a user runs them (paper Section 3.1, Figure 4).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use common::owleval;
 use lynx_serve::rating::db::Db;
 use lynx_serve::rating::Rules;
 
 fn lynx() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lynx"))
-}
-
-fn owleval() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/owleval")
 }
 
 fn answer_files() -> Vec<PathBuf> {

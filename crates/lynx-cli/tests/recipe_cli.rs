@@ -5,25 +5,16 @@
 //! run is not overwritten, a bad plan file is refused before any work, and a plan with stage
 //! 2's shape phase (`ShapePhase`) trains it and mixes its records into stage 2.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+
+use common::{lynx_in, repo, text};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn lynx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lynx"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    lynx_in(&repo(), args)
 }
 
 fn recipe(out: &Path, extra: &[&str]) -> Output {

@@ -1,15 +1,14 @@
 //! `lynx train` as a user runs it: the smoke example trained in one go equals the same run
 //! killed with SIGKILL after a checkpoint and resumed; config errors name the key.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::repo;
+use std::path::Path;
 use std::process::Command;
 
 fn lynx() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lynx"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn train(out: &Path, extra: &[&str]) -> Command {
