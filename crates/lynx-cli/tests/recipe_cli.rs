@@ -143,19 +143,7 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
     );
     let shaped_plan = dir.path().join("shaped.yaml");
     std::fs::write(&shaped_plan, shaped).unwrap();
-    let o = lynx(&[
-        "recipe",
-        "default",
-        "--out",
-        c.to_str().unwrap(),
-        "--plan",
-        shaped_plan.to_str().unwrap(),
-        "--resume",
-        "--samples",
-        "1",
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    resume_with_plan(&c, &shaped_plan);
     assert!(c.join("stage2_shapes").join("model").is_dir());
     let names = std::fs::read_to_string(c.join("world/train/vqa_shape_names.jsonl")).unwrap();
     let shapes = [
@@ -176,6 +164,70 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
     for cfg in [&s2, &phase] {
         assert!(cfg.contains("bridge_answer_loss: 0.25"), "{cfg}");
     }
+
+    // A plan with the word phase: word tokens that read the question learn to name the
+    // short answers with the LLM switched off (reply_loss 0), then stage 2 starts from them
+    // and reads them detached.
+    let d = dir.path().join("d");
+    for part in ["world", "tokenizer", "lm", "vicuna", "vision"] {
+        copy_dir(&a.join(part), &d.join(part));
+    }
+    let set = [
+        "bridge_instruction_aware: true",
+        "bridge_word_tokens: 2",
+        "stage2_bridge_answer_loss: 0.25",
+        "stage2_detach_word_tokens: true",
+        "stage2_words: {steps: 2, batch_size: 2, grad_accum: 1, lr: 0.001, min_lr: 0.0001, \
+         warmup_steps: 1, weight_decay: 0.05, max_seq_len: 96}",
+    ];
+    let key = |l: &str| l.split(':').next().unwrap_or("").to_string();
+    let keys: Vec<String> = set.iter().map(|l| key(l)).collect();
+    let mut worded: String = plan_text
+        .lines()
+        .filter(|l| !keys.contains(&key(l)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for l in set {
+        worded.push_str(l);
+        worded.push('\n');
+    }
+    let worded_plan = dir.path().join("worded.yaml");
+    std::fs::write(&worded_plan, worded).unwrap();
+    resume_with_plan(&d, &worded_plan);
+    assert!(d.join("stage2_words").join("model").is_dir());
+    let phase = std::fs::read_to_string(d.join("configs/stage2_words.yaml")).unwrap();
+    for want in [
+        "reply_loss: 0.0",
+        "bridge_answer_loss: 1.0",
+        "stage1/model",
+        "vqa_color.jsonl",
+        "vqa_shape_names.jsonl",
+    ] {
+        assert!(phase.contains(want), "{want}: {phase}");
+    }
+    assert!(!phase.contains("vqa_packed"), "{phase}");
+    let s2 = std::fs::read_to_string(d.join("configs/stage2.yaml")).unwrap();
+    assert!(s2.contains("stage2_words/model"), "{s2}");
+    assert!(s2.contains("detach_word_tokens: true"), "{s2}");
+    assert!(!s2.contains("reply_loss"), "{s2}");
+    assert!(d.join("model").join("model.safetensors").is_file());
+}
+
+/// Resumes the recipe in `out` with the plan file `plan` (quiet, one sample), which must succeed.
+fn resume_with_plan(out: &Path, plan: &Path) {
+    let o = lynx(&[
+        "recipe",
+        "default",
+        "--out",
+        out.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--resume",
+        "--samples",
+        "1",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
 }
 
 fn copy_dir(from: &Path, to: &Path) {

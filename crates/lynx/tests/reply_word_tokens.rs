@@ -308,3 +308,78 @@ fn detached_word_tokens_learn_only_from_the_answer_loss() {
     let reply_reach = largest(&detached_grad.narrow(0, 0, free).unwrap());
     assert!(reply_reach > 1e-8, "{reply_reach}");
 }
+
+#[test]
+fn without_the_reply_loss_only_the_answer_loss_trains() {
+    let tiny = model(DType::F64);
+    let batch = mixed_batch(&tiny);
+    let text_only = collate(&tiny, &[text_sample()], 3, false);
+    let Tiny { params, model, .. } = tiny;
+    let w = 0.7;
+    let objective = Objective {
+        bridge_answer: w,
+        reply: 0.0,
+        ..Objective::default()
+    };
+    let loss = batch_loss_with(&model, &batch, &objective).unwrap();
+    let out = common::bridge_of(&model, &batch);
+    let answer = word_answer_loss(out.word_logits.as_ref().unwrap(), &batch)
+        .unwrap()
+        .expect("rows with media and answers");
+    assert!(
+        (value(&loss) - w * value(&answer)).abs() < 1e-12,
+        "{} vs {}",
+        value(&loss),
+        w * value(&answer)
+    );
+    let head = "bridge.word_head.weight";
+    let from_answer = (gradient(&params, &answer, head) * w).unwrap();
+    let scale = largest(&from_answer);
+    assert!(scale > 1e-6, "{scale}");
+    let gap = largest_gap(&gradient(&params, &loss, head), &from_answer);
+    assert!(gap < 1e-9 * scale.max(1.0), "{gap}");
+    // Nothing reaches the adapters: the LLM never ran.
+    let adapters: Vec<String> = params
+        .vars()
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| n.contains("adapter"))
+        .collect();
+    assert!(!adapters.is_empty());
+    for name in &adapters {
+        assert_eq!(largest(&gradient(&params, &loss, name)), 0.0, "{name}");
+    }
+
+    // Half the reply loss is half of it, plus the same answer loss.
+    let full = batch_loss_with(
+        &model,
+        &batch,
+        &Objective {
+            bridge_answer: w,
+            ..Objective::default()
+        },
+    )
+    .unwrap();
+    let half = batch_loss_with(
+        &model,
+        &batch,
+        &Objective {
+            bridge_answer: w,
+            reply: 0.5,
+            ..Objective::default()
+        },
+    )
+    .unwrap();
+    let reply = value(&full) - w * value(&answer);
+    assert!(
+        (value(&half) - (0.5 * reply + w * value(&answer))).abs() < 1e-12,
+        "{} vs {}",
+        value(&half),
+        0.5 * reply + w * value(&answer)
+    );
+
+    // A batch without media has no answer loss: zero, and it still backpropagates.
+    let zero = batch_loss_with(&model, &text_only, &objective).unwrap();
+    assert_eq!(value(&zero), 0.0);
+    assert_eq!(largest(&gradient(&params, &zero, head)), 0.0);
+}

@@ -8,9 +8,9 @@
 //!
 //! Every training stage is an ordinary `lynx train` config written to `OUT/configs/`, so any
 //! step can be rerun or changed by hand. Layout of `OUT`: `world/`, `configs/`, `tokenizer/`,
-//! `lm/`, `vicuna/`, `vision/`, `stage1/`, `stage2_shapes/`, `stage2/` (each with its checkpoints and
-//! `metrics.jsonl`), `model/` (the exported default model), `report.md`, `report.json` and
-//! `recipe.json` (the plan and each step's wall time).
+//! `lm/`, `vicuna/`, `vision/`, `stage1/`, `stage2_shapes/`, `stage2_words/`, `stage2/` (each with
+//! its checkpoints and `metrics.jsonl`), `model/` (the exported default model), `report.md`,
+//! `report.json` and `recipe.json` (the plan and each step's wall time).
 
 pub mod data;
 pub mod export;
@@ -68,6 +68,22 @@ pub const STAGE2_MIX: [(&str, f64); 16] = [
     ("video_caption.jsonl", 0.3),
     ("dialog.jsonl", 0.8),
     ("text_instruct.jsonl", 0.4),
+];
+
+/// The word phase's data (`RecipePlan::stage2_words`): the world's short-answer questions,
+/// images and videos, weighted towards the classes whose answer is one word of the scene.
+pub const WORD_PHASE_MIX: [(&str, f64); 11] = [
+    ("vqa_color.jsonl", 1.0),
+    ("vqa_count.jsonl", 1.0),
+    (SHAPE_NAMES_FILE, 1.0),
+    ("vqa_shape.jsonl", 0.5),
+    ("vqa_spatial.jsonl", 1.0),
+    ("vqa_reasoning.jsonl", 1.0),
+    ("vqa_place.jsonl", 0.3),
+    ("vqa_ocr.jsonl", 0.6),
+    ("vqa_action.jsonl", 0.3),
+    ("video_action.jsonl", 0.4),
+    ("video_qa.jsonl", 0.4),
 ];
 
 /// The `vqa_shape` records answered by a shape's name (stage 2's first part trains on them).
@@ -166,15 +182,10 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     let p = Paths::new(out);
     std::fs::create_dir_all(&p.configs).map_err(|e| Error::io(&p.configs, e))?;
     plan::write_yaml(&p.configs.join("plan.yaml"), plan)?;
-    // The shape phase, when the plan has one, is a step of its own.
-    let total = 9 + usize::from(plan.stage2_shapes.is_some());
-    let n = |i: usize| {
-        if i >= 7 && plan.stage2_shapes.is_none() {
-            i - 1
-        } else {
-            i
-        }
-    };
+    // The shape and word phases, when the plan has them, are steps of their own.
+    let (shapes, words) = (plan.stage2_shapes.is_some(), plan.stage2_words.is_some());
+    let total = 8 + usize::from(shapes) + usize::from(words);
+    let n = |i: usize| i - 1 + usize::from(shapes) + usize::from(words);
     let mut steps = Vec::new();
     let started = Instant::now();
     let say = |i: usize, name: &str, what: &str| {
@@ -362,26 +373,21 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     )?;
 
     // 7. Stage 2's first part, when the plan has one: naming shapes, alone (`ShapePhase`).
+    let shape_names = || -> Result<()> {
+        let file = p.train.join(SHAPE_NAMES_FILE);
+        if !file.is_file() {
+            let names: Vec<&str> = Shape::ALL.iter().map(|s| s.name()).collect();
+            data::write_name_answers(&p.train.join("vqa_shape.jsonl"), &names, &file)?;
+        }
+        Ok(())
+    };
     let s2_start = match &plan.stage2_shapes {
         None => s1_dir.join("model"),
         Some(phase) => {
             let dir = out.join("stage2_shapes");
-            let names: Vec<&str> = Shape::ALL.iter().map(|s| s.name()).collect();
-            let file = p.train.join(SHAPE_NAMES_FILE);
-            if !file.is_file() {
-                data::write_name_answers(&p.train.join("vqa_shape.jsonl"), &names, &file)?;
-            }
-            let cfg = plan::stage_config("finetune", &phase.budget, plan.seed, plan.workers, &dir);
-            let cfg = plan::with(
-                cfg,
-                "model",
-                json!({"dir": s1_dir.join("model").to_string_lossy()}),
-            );
-            let cfg = plan::with(
-                cfg,
-                "datasets",
-                plan::mix_in(&p.train, &[(SHAPE_NAMES_FILE, 1.0)]),
-            );
+            shape_names()?;
+            let data = plan::mix_in(&p.train, &[(SHAPE_NAMES_FILE, 1.0)]);
+            let cfg = finetune_config(plan, &phase.budget, &s1_dir.join("model"), &dir, data);
             let cfg = finetune_keys(cfg, plan, &prompts)?;
             timed_stage(
                 &mut steps,
@@ -398,15 +404,43 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
         }
     };
 
+    // 7b. The word phase, when the plan has one: the bridge alone learns to name the answers
+    // of the short-answer questions; the LLM does not run (`RecipePlan::stage2_words`).
+    let s2_start = match &plan.stage2_words {
+        None => s2_start,
+        Some(budget) => {
+            let dir = out.join("stage2_words");
+            shape_names()?;
+            let data = plan::mix_in(&p.train, &WORD_PHASE_MIX);
+            let cfg = finetune_config(plan, budget, &s2_start, &dir, data);
+            let cfg = plan::with(cfg, "prompts", json!(prompts.to_string_lossy()));
+            let cfg = plan::with(cfg, "image_res", json!(plan.image_res));
+            let cfg = plan::with(cfg, "bridge_answer_loss", json!(1.0));
+            let cfg = plan::with(cfg, "reply_loss", json!(0.0));
+            let cfg = plan::with(cfg, "train_parts", json!(plan::STAGE2_PARTS));
+            timed_stage(
+                &mut steps,
+                n(8) - 1,
+                "stage2_words",
+                &dir,
+                &p.configs,
+                &cfg,
+                opts,
+                &run_opts,
+                total,
+            )?;
+            dir.join("model")
+        }
+    };
+
     // 8. Lynx stage 2: instruction finetuning with diversified prompts (paper 2.4).
     let s2_dir = out.join("stage2");
-    let cfg = plan::stage_config("finetune", &plan.stage2, plan.seed, plan.workers, &s2_dir);
-    let cfg = plan::with(cfg, "model", json!({"dir": s2_start.to_string_lossy()}));
     let mut mix = STAGE2_MIX.to_vec();
     if let Some(phase) = plan.stage2_shapes.as_ref().filter(|s| s.mix_weight > 0.0) {
         mix.push((SHAPE_NAMES_FILE, phase.mix_weight));
     }
-    let cfg = plan::with(cfg, "datasets", plan::mix_in(&p.train, &mix));
+    let data = plan::mix_in(&p.train, &mix);
+    let cfg = finetune_config(plan, &plan.stage2, &s2_start, &s2_dir, data);
     let cfg = finetune_keys(cfg, plan, &prompts)?;
     let cfg = if plan.stage2_lr_scale.is_empty() {
         cfg
@@ -471,6 +505,20 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     let js = serde_json::to_string_pretty(&summary).map_err(json_err)?;
     crate::train::atomic::write_atomic(&marker, js.as_bytes())?;
     Ok(summary)
+}
+
+/// A stage-2 part's `lynx train` config: `budget`, starting from the model in `from`, writing
+/// to `dir`, on `datasets`.
+fn finetune_config(
+    plan: &RecipePlan,
+    budget: &plan::Budget,
+    from: &Path,
+    dir: &Path,
+    datasets: serde_json::Value,
+) -> serde_json::Value {
+    let cfg = plan::stage_config("finetune", budget, plan.seed, plan.workers, dir);
+    let cfg = plan::with(cfg, "model", json!({"dir": from.to_string_lossy()}));
+    plan::with(cfg, "datasets", datasets)
 }
 
 /// The keys both parts of stage 2 share: loss, prompts, resolution and what trains.

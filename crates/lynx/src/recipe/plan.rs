@@ -126,6 +126,13 @@ pub struct RecipePlan {
     /// and `stage2_bridge_answer_loss` above 0.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stage2_detach_word_tokens: bool,
+    /// Stage 2's word phase, before the mix (`None`: none): the bridge alone learns to name
+    /// the answers of the world's short-answer questions (`lynx train` with `reply_loss: 0`
+    /// and `bridge_answer_loss: 1`, so the LLM does not run and an update costs about a
+    /// third of a stage-2 update). Needs an instruction-aware bridge with word tokens: the
+    /// phase teaches them to find what the question asks about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage2_words: Option<Budget>,
     /// Threads computing micro-batches (the numbers do not depend on it).
     pub workers: usize,
 }
@@ -280,6 +287,7 @@ impl RecipePlan {
             // Stop 29 (section 7): detached, those word tokens kept more colours (46/100
             // against 26) and were still copied, but held-out images stayed at 59.61 / 49.53.
             stage2_detach_word_tokens: false,
+            stage2_words: None,
             workers: 2,
         }
     }
@@ -334,6 +342,15 @@ impl RecipePlan {
                 "detached word tokens need bridge_word_tokens and stage2_bridge_answer_loss above 0",
             ));
         }
+        if self.stage2_words.is_some()
+            && (self.bridge_word_tokens == 0 || !self.bridge_instruction_aware)
+        {
+            return Err(Error::config(
+                "stage2_words",
+                "the word phase trains word tokens that read the question: it needs \
+                 bridge_word_tokens above 0 and bridge_instruction_aware",
+            ));
+        }
         for (part, scale) in &self.stage2_lr_scale {
             if !STAGE2_PARTS.contains(part) {
                 return Err(Error::config(
@@ -367,6 +384,7 @@ impl RecipePlan {
         ]
         .into_iter()
         .chain(self.stage2_shapes.as_mut().map(|s| &mut s.budget))
+        .chain(self.stage2_words.as_mut())
         {
             b.steps = s(b.steps);
             b.warmup_steps = b.warmup_steps.min(b.steps);
@@ -681,5 +699,38 @@ mod tests {
             err.contains("plan.yaml") && err.contains("stage2_bridge_answer_loss"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn stage2_words_round_trips_scales_and_needs_question_reading_word_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.yaml");
+        let plain = RecipePlan::default_model(0);
+        write_yaml(&path, &plain).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("stage2_words"), "{text}");
+
+        let mut words = plain.clone();
+        words.bridge_word_tokens = 4;
+        words.bridge_instruction_aware = true;
+        words.stage2_words = Some(budget(1500, 16, 2, 1e-3, 96));
+        write_yaml(&path, &words).unwrap();
+        assert_eq!(RecipePlan::load(&path).unwrap(), words);
+        let scaled = words.clone().scaled(0.01);
+        assert_eq!(scaled.stage2_words.map(|b| b.steps), Some(15));
+
+        for edit in [
+            |p: &mut RecipePlan| p.bridge_word_tokens = 0,
+            |p: &mut RecipePlan| p.bridge_instruction_aware = false,
+        ] {
+            let mut bad = words.clone();
+            edit(&mut bad);
+            write_yaml(&path, &bad).unwrap();
+            let err = RecipePlan::load(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("plan.yaml") && err.contains("stage2_words"),
+                "{err}"
+            );
+        }
     }
 }

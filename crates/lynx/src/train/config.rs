@@ -180,6 +180,14 @@ fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
 
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
+}
+
+fn default_reply_loss() -> f64 {
+    1.0
+}
+
 impl Default for VisionLossWeights {
     fn default() -> Self {
         Self {
@@ -256,6 +264,12 @@ pub struct TrainConfig {
     /// the bridge still learns from the reply loss.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub detach_word_tokens: bool,
+    /// Weight of the LLM's next-token loss on the replies (1, the release's objective). 0
+    /// trains on `bridge_answer_loss` alone and skips the LLM's forward pass: a cheap phase
+    /// that teaches an instruction-aware bridge to find the asked-for answer before the LLM
+    /// learns to read it (the recipe plan's `stage2_words`).
+    #[serde(default = "default_reply_loss", skip_serializing_if = "is_one")]
+    pub reply_loss: f64,
     #[serde(default = "default_seed")]
     pub seed: u64,
     #[serde(default = "default_save_every")]
@@ -422,6 +436,13 @@ impl TrainConfig {
             return Err(Error::config(
                 "detach_word_tokens",
                 "detached word tokens learn only from bridge_answer_loss, which is 0",
+            ));
+        }
+        in_range("reply_loss", self.reply_loss, 0.0, 100.0)?;
+        if self.reply_loss == 0.0 && self.bridge_answer_loss == 0.0 {
+            return Err(Error::config(
+                "reply_loss",
+                "is 0 and so is bridge_answer_loss: nothing would be learnt",
             ));
         }
         in_range("max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)?;

@@ -53,6 +53,10 @@ fn loads_with_defaults() {
     assert!(detached.detach_word_tokens);
     assert_ne!(c.identity().unwrap(), aux.identity().unwrap());
     assert_ne!(aux.identity().unwrap(), detached.identity().unwrap());
+    assert_eq!(c.reply_loss, 1.0);
+    let words = load("bridge_answer_loss: 1.0\nreply_loss: 0\n", &[]).unwrap();
+    assert_eq!(words.reply_loss, 0.0);
+    assert_ne!(words.identity().unwrap(), aux.identity().unwrap());
 }
 
 #[test]
@@ -133,6 +137,8 @@ fn bad_overrides_and_values_name_the_key() {
         ("max_bad_fraction=2", "max_bad_fraction"),
         ("bridge_answer_loss=-0.5", "bridge_answer_loss"),
         ("detach_word_tokens=true", "detach_word_tokens"),
+        ("reply_loss=0", "reply_loss"),
+        ("reply_loss=-1", "reply_loss"),
         ("train_parts=[bridge, bridge]", "train_parts"),
         ("model.llm=", "model"),
     ] {

@@ -170,7 +170,7 @@ pub fn batch_loss(
 
 /// What a Lynx training step minimises, beyond the batch itself (the [`TrainConfig`] keys of
 /// the same names).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Objective {
     pub label_smoothing: f64,
     pub reduction: LossReduction,
@@ -178,6 +178,21 @@ pub struct Objective {
     pub bridge_answer: f64,
     /// The LLM reads the word tokens but its loss does not flow back through them.
     pub detach_word_tokens: bool,
+    /// Weight of the LLM's next-token loss (1: the release's); 0 skips the LLM's forward pass.
+    pub reply: f64,
+}
+
+impl Default for Objective {
+    /// The release's objective: the next-token loss alone.
+    fn default() -> Self {
+        Self {
+            label_smoothing: 0.0,
+            reduction: LossReduction::default(),
+            bridge_answer: 0.0,
+            detach_word_tokens: false,
+            reply: 1.0,
+        }
+    }
 }
 
 impl Objective {
@@ -188,17 +203,28 @@ impl Objective {
             reduction: cfg.loss_reduction,
             bridge_answer: cfg.bridge_answer_loss,
             detach_word_tokens: cfg.detach_word_tokens,
+            reply: cfg.reply_loss,
         }
     }
 }
 
-/// [`batch_loss`] plus `objective.bridge_answer` times [`bridge_answer_loss`] (when it is > 0).
+/// `objective.reply` times [`batch_loss`] plus `objective.bridge_answer` times
+/// [`bridge_answer_loss`] (each when its weight is > 0).
 pub fn batch_loss_with(model: &Lynx, batch: &Batch, objective: &Objective) -> Result<Tensor> {
     let (label_smoothing, reduction) = (objective.label_smoothing, objective.reduction);
     let bridge_answer = objective.bridge_answer;
     let text = model.llm().embed(&batch.ids)?;
     let out = batch_bridge(model, batch, &text)?;
     let bridge = &out.tokens;
+    if objective.reply <= 0.0 {
+        // A batch without media rows has no answer loss: a zero that still reaches the
+        // bridge keeps the update's shape (every bridge parameter gets a zero gradient).
+        let aux = match answer_loss(model, &out, batch)? {
+            Some(aux) => aux,
+            None => (bridge.sum_all()? * 0.0)?,
+        };
+        return Ok((aux * bridge_answer)?);
+    }
     let detached;
     let read = if objective.detach_word_tokens {
         detached = detach_word_tokens(&out, model.config().bridge.word_tokens)?;
@@ -218,16 +244,26 @@ pub fn batch_loss_with(model: &Lynx, batch: &Batch, objective: &Objective) -> Re
         label_smoothing,
         reduction,
     )?;
+    let loss = if objective.reply == 1.0 {
+        loss
+    } else {
+        (loss * objective.reply)?
+    };
     if bridge_answer <= 0.0 {
         return Ok(loss);
     }
-    let aux = match &out.word_logits {
-        Some(words) => word_answer_loss(words, batch)?,
-        None => bridge_answer_loss(model.llm(), bridge, batch)?,
-    };
-    match aux {
+    match answer_loss(model, &out, batch)? {
         Some(aux) => Ok((&loss + (aux.to_dtype(loss.dtype())? * bridge_answer)?)?),
         None => Ok(loss),
+    }
+}
+
+/// The bridge-answer loss of `out`: [`word_answer_loss`] when the bridge has word tokens,
+/// else [`bridge_answer_loss`] (`None` when no row has both media and a reply).
+fn answer_loss(model: &Lynx, out: &RowBridge, batch: &Batch) -> Result<Option<Tensor>> {
+    match &out.word_logits {
+        Some(words) => word_answer_loss(words, batch),
+        None => bridge_answer_loss(model.llm(), &out.tokens, batch),
     }
 }
 
