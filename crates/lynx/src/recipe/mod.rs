@@ -183,9 +183,9 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     std::fs::create_dir_all(&p.configs).map_err(|e| Error::io(&p.configs, e))?;
     plan::write_yaml(&p.configs.join("plan.yaml"), plan)?;
     // The shape and word phases, when the plan has them, are steps of their own.
-    let (shapes, words) = (plan.stage2_shapes.is_some(), plan.stage2_words.is_some());
-    let total = 8 + usize::from(shapes) + usize::from(words);
-    let n = |i: usize| i - 1 + usize::from(shapes) + usize::from(words);
+    let phases =
+        usize::from(plan.stage2_shapes.is_some()) + usize::from(plan.stage2_words.is_some());
+    let (total, n) = (step_count(phases), |i: usize| step_number(i, phases));
     let mut steps = Vec::new();
     let started = Instant::now();
     let say = |i: usize, name: &str, what: &str| {
@@ -590,6 +590,23 @@ fn ensure_packed_dialogs(plan: &RecipePlan, train: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// How many steps a run shows: world, tokenizer, lm, vicuna, vision, stage 1, stage 2, export
+/// and report, plus the stage-2 `phases` (shapes, words) the plan has.
+fn step_count(phases: usize) -> usize {
+    9 + phases
+}
+
+/// The number shown for step `i` of the full layout, where 7 is the shape phase, 8 stage 2,
+/// 9 the export and 10 the report (the word phase is just before stage 2), when the plan has
+/// `phases` of the two phases.
+fn step_number(i: usize, phases: usize) -> usize {
+    if i >= 8 {
+        i - 1 + phases
+    } else {
+        i
+    }
+}
+
 fn push_time(steps: &mut Vec<StepTime>, name: &str, skipped: bool, t: Instant) {
     steps.push(StepTime {
         step: name.to_string(),
@@ -686,6 +703,21 @@ mod tests {
                 v["conversations"].as_array().unwrap().len() / 2
             })
             .collect()
+    }
+
+    #[test]
+    fn steps_are_numbered_up_to_the_total_with_or_without_phases() {
+        for (shapes, words) in [(false, false), (true, false), (false, true), (true, true)] {
+            let phases = usize::from(shapes) + usize::from(words);
+            let n = |i: usize| step_number(i, phases);
+            // As run_recipe numbers them: the shape phase 7, the word phase just before stage 2.
+            let mut shown: Vec<usize> = (1..=6).map(n).collect();
+            shown.extend(shapes.then_some(7));
+            shown.extend(words.then(|| n(8) - 1));
+            shown.extend((8..=10).map(n));
+            let want: Vec<usize> = (1..=step_count(phases)).collect();
+            assert_eq!(shown, want, "shapes {shapes}, words {words}");
+        }
     }
 
     #[test]
