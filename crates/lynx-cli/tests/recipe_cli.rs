@@ -167,7 +167,8 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
 
     // A plan with the word phase: word tokens that read the question learn to name the
     // short answers with the LLM switched off (reply_loss 0), then stage 2 starts from them
-    // and reads them detached.
+    // and reads them detached, as single words right before the reply, with the answers' own
+    // words in their place on half the short-answer rows.
     let d = dir.path().join("d");
     for part in ["world", "tokenizer", "lm", "vicuna", "vision"] {
         copy_dir(&a.join(part), &d.join(part));
@@ -177,6 +178,9 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
         "bridge_word_tokens: 2",
         "stage2_bridge_answer_loss: 0.25",
         "stage2_detach_word_tokens: true",
+        "bridge_word_token_place: reply",
+        "stage2_word_token_hard: true",
+        "stage2_word_token_teacher: 0.5",
         "stage2_words: {steps: 2, batch_size: 2, grad_accum: 1, lr: 0.001, min_lr: 0.0001, \
          warmup_steps: 1, weight_decay: 0.05, max_seq_len: 96}",
     ];
@@ -206,10 +210,18 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
         assert!(phase.contains(want), "{want}: {phase}");
     }
     assert!(!phase.contains("vqa_packed"), "{phase}");
+    assert!(!phase.contains("word_token_teacher"), "{phase}");
+    assert!(!phase.contains("word_token_hard"), "{phase}");
     let s2 = std::fs::read_to_string(d.join("configs/stage2.yaml")).unwrap();
     assert!(s2.contains("stage2_words/model"), "{s2}");
     assert!(s2.contains("detach_word_tokens: true"), "{s2}");
+    assert!(s2.contains("word_token_teacher: 0.5"), "{s2}");
+    assert!(s2.contains("word_token_hard: true"), "{s2}");
+    let s1 = std::fs::read_to_string(d.join("stage1").join("model").join("lynx.yaml")).unwrap();
+    assert!(!s1.contains("word_token_hard"), "{s1}");
     assert!(!s2.contains("reply_loss"), "{s2}");
+    let yaml = std::fs::read_to_string(d.join("model").join("lynx.yaml")).unwrap();
+    assert!(yaml.contains("word_token_hard: true"), "{yaml}");
     assert!(d.join("model").join("model.safetensors").is_file());
 }
 

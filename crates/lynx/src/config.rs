@@ -52,6 +52,10 @@ pub struct BridgeSizes {
     /// prompt, with the other bridge tokens, when absent).
     #[serde(default, skip_serializing_if = "WordTokenPlace::is_prefix")]
     pub word_token_place: WordTokenPlace,
+    /// Each word token is its most likely word's embedding (`BridgeConfig::word_token_hard`;
+    /// the mixture when absent).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub word_token_hard: bool,
 }
 
 fn is_zero_usize(x: &usize) -> bool {
@@ -72,6 +76,7 @@ impl Default for BridgeSizes {
             instruction_aware: false,
             word_tokens: 0,
             word_token_place: WordTokenPlace::Prefix,
+            word_token_hard: false,
         }
     }
 }

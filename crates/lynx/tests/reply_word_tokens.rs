@@ -17,6 +17,7 @@ use lynx::train::batch::Batch;
 use lynx::train::config::LossReduction;
 use lynx::train::params::TrainableParams;
 use lynx::train::trainer::{batch_loss, batch_loss_with, word_answer_loss, Objective};
+use lynx::train::word_teacher::{taught_rows, teach_word_tokens};
 
 const WORDS: usize = 2;
 
@@ -382,4 +383,92 @@ fn without_the_reply_loss_only_the_answer_loss_trains() {
     let zero = batch_loss_with(&model, &text_only, &objective).unwrap();
     assert_eq!(value(&zero), 0.0);
     assert_eq!(largest(&gradient(&params, &zero, head)), 0.0);
+}
+
+#[test]
+fn teacher_forced_rows_read_their_answer_words() {
+    let tiny = model(DType::F64);
+    let short = image_sample("red");
+    let long = image_sample("a long platform by the red train");
+    let batch = collate(&tiny, &[short, text_sample(), long.clone()], 5, false);
+    let untaught = collate(&tiny, &[text_sample(), long], 5, false);
+    let Tiny { model, .. } = tiny;
+    let out = common::bridge_of(&model, &batch);
+
+    // Only the image row with a short answer can be taught; share 0 teaches none.
+    let picked = taught_rows(&batch, &out.media_rows, WORDS, 1.0, 9).unwrap();
+    let words = picked[0].clone().expect("the short answer is taught");
+    assert!(picked[1].is_none() && picked[2].is_none(), "{picked:?}");
+    let labels: Vec<u32> = batch.labels.to_vec1().unwrap();
+    let answer: Vec<u32> = batch
+        .targets
+        .iter()
+        .zip(&labels)
+        .filter(|((r, _), _)| *r == 0)
+        .map(|(_, &l)| l)
+        .collect();
+    let answer = &answer[..answer.len() - 1];
+    assert!(!answer.is_empty() && answer.len() <= WORDS, "{answer:?}");
+    let expect: Vec<u32> = (0..WORDS).map(|i| answer[i % answer.len()]).collect();
+    assert_eq!(words, expect);
+    let none = taught_rows(&batch, &out.media_rows, WORDS, 0.0, 9).unwrap();
+    assert!(none.iter().all(Option::is_none));
+
+    // The taught row reads the answer's embeddings as its word tokens; nothing else changes.
+    let taught = teach_word_tokens(&model, &out, &batch, 1.0, 9).unwrap();
+    let l = out.tokens.dim(1).unwrap();
+    let ids = Tensor::new(expect.as_slice(), &Device::Cpu).unwrap();
+    let embedded = model.llm().embed(&ids.unsqueeze(0).unwrap()).unwrap();
+    let row0 = taught.tokens.narrow(0, 0, 1).unwrap();
+    assert_eq!(
+        largest(&(row0.narrow(1, l - WORDS, WORDS).unwrap() - &embedded).unwrap()),
+        0.0
+    );
+    let same = |a: &Tensor, b: &Tensor| largest(&(a - b).unwrap());
+    assert_eq!(
+        same(
+            &row0.narrow(1, 0, l - WORDS).unwrap(),
+            &out.tokens
+                .narrow(0, 0, 1)
+                .unwrap()
+                .narrow(1, 0, l - WORDS)
+                .unwrap()
+        ),
+        0.0
+    );
+    assert_eq!(
+        same(
+            &taught.tokens.narrow(0, 1, 2).unwrap(),
+            &out.tokens.narrow(0, 1, 2).unwrap()
+        ),
+        0.0
+    );
+
+    // The training loss reads them: it changes when a row is taught, and not when none can be.
+    let loss = |teacher: f64, batch: &Batch| {
+        let objective = Objective {
+            bridge_answer: 0.3,
+            detach_word_tokens: true,
+            word_token_teacher: teacher,
+            ..Objective::default()
+        };
+        value(&batch_loss_with(&model, batch, &objective).unwrap())
+    };
+    assert!((loss(1.0, &batch) - loss(0.0, &batch)).abs() > 1e-9);
+    assert_eq!(loss(1.0, &untaught), loss(0.0, &untaught));
+}
+
+#[test]
+fn the_teacher_picks_about_its_share_of_rows() {
+    let tiny = model(DType::F32);
+    let batch = collate(&tiny, &[image_sample("red")], 5, false);
+    let media = [true];
+    let share = 0.3;
+    let picked = (0..2000u64)
+        .filter(|&seed| taught_rows(&batch, &media, WORDS, share, seed).unwrap()[0].is_some())
+        .count();
+    assert!((500..=700).contains(&picked), "{picked} of 2000");
+    // The same seed picks the same rows.
+    let again = |seed| taught_rows(&batch, &media, WORDS, share, seed).unwrap();
+    assert_eq!(again(17), again(17));
 }

@@ -243,3 +243,26 @@ fn unknown_keys_tasks_and_templates_are_config_errors() {
     .expect("templates without {question}");
     assert!(err.to_string().contains("{question}"), "{err}");
 }
+
+#[test]
+fn word_token_keys_on_a_bridge_without_word_tokens_are_refused_naming_the_key() {
+    // The smoke model's bridge is the release's: it has no word tokens to detach, teach or
+    // make hard.
+    let dir = tempfile::tempdir().unwrap();
+    for (set, key) in [
+        ("word_token_hard=true", "word_token_hard"),
+        ("word_token_teacher=0.5", "word_token_teacher"),
+        (
+            "bridge_answer_loss=0.3 detach_word_tokens=true",
+            "detach_word_tokens",
+        ),
+    ] {
+        let out = dir.path().join(key);
+        let sets: Vec<&str> = set.split(' ').collect();
+        let err = Trainer::new(config(&out, &sets), false, Device::Cpu)
+            .err()
+            .expect("no word tokens");
+        let msg = err.to_string();
+        assert!(msg.contains(key) && msg.contains("no word tokens"), "{msg}");
+    }
+}

@@ -108,6 +108,7 @@ impl Preset {
                 instruction_aware: false,
                 word_tokens: 0,
                 word_token_place: Default::default(),
+                word_token_hard: false,
             },
             vision,
             adapter: AdapterConfig {

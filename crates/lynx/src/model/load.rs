@@ -99,6 +99,7 @@ pub fn lynx_config(yaml: &LynxYaml, llm: LlamaConfig, base_vocab: usize) -> Resu
             instruction_aware: yaml.bridge_config.instruction_aware,
             word_tokens: yaml.bridge_config.word_tokens,
             word_token_place: yaml.bridge_config.word_token_place,
+            word_token_hard: yaml.bridge_config.word_token_hard,
         },
         vision,
         adapter: AdapterConfig {

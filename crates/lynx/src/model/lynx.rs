@@ -44,6 +44,7 @@ pub enum MediaBatch {
 }
 
 /// The bridge tokens of a batch's rows ([`Lynx::row_bridge_outputs`]).
+#[derive(Clone)]
 pub struct RowBridge {
     /// [B, L, D]; zeros on rows without media.
     pub tokens: Tensor,

@@ -57,6 +57,9 @@ pub fn export_model(
     runtime.checkpoint = None;
     runtime.test_files.clear();
     runtime.image_rdir = None;
+    // Stage 2 may have made the word tokens hard (`lynx train`'s `word_token_hard`): the
+    // runtime settings say what the trained model does.
+    runtime.bridge_config.word_token_hard = cfg.bridge.word_token_hard;
     let text = serde_yaml::to_string(&runtime)
         .map_err(|e| Error::Invalid(format!("serialising lynx.yaml: {e}")))?;
     crate::train::atomic::write_atomic(&dst.join(CONVERTED_RUNTIME), text.as_bytes())?;

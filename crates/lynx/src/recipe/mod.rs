@@ -442,6 +442,22 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     let data = plan::mix_in(&p.train, &mix);
     let cfg = finetune_config(plan, &plan.stage2, &s2_start, &s2_dir, data);
     let cfg = finetune_keys(cfg, plan, &prompts)?;
+    // Only stage 2 reads hard or taught word tokens: the shape phase before it, with word
+    // tokens that have not yet learnt words, keeps the mixture (docs/lm-lookup.md, section 9).
+    let cfg = if plan.stage2_word_token_hard {
+        plan::with(cfg, "word_token_hard", json!(true))
+    } else {
+        cfg
+    };
+    let cfg = if plan.stage2_word_token_teacher > 0.0 {
+        plan::with(
+            cfg,
+            "word_token_teacher",
+            json!(plan.stage2_word_token_teacher),
+        )
+    } else {
+        cfg
+    };
     let cfg = if plan.stage2_lr_scale.is_empty() {
         cfg
     } else {

@@ -126,6 +126,17 @@ pub struct RecipePlan {
     /// and `stage2_bridge_answer_loss` above 0.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stage2_detach_word_tokens: bool,
+    /// Share of stage 2's short-answer rows on which the LLM reads the answer's own words in
+    /// place of the word tokens (`lynx train`'s `word_token_teacher`; 0: none). Needs word
+    /// tokens placed before the reply.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stage2_word_token_teacher: f64,
+    /// From stage 2 on, each word token is its most likely word's embedding (`lynx train`'s
+    /// `word_token_hard`, which sets the model's `bridge_config.word_token_hard`; false: the
+    /// mixture). Stage 1 and the phases before stage 2 keep the mixture, through which the
+    /// word head still learns from the reply loss. Needs word tokens. Not written when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stage2_word_token_hard: bool,
     /// Stage 2's word phase, before the mix (`None`: none): the bridge alone learns to name
     /// the answers of the world's short-answer questions (`lynx train` with `reply_loss: 0`
     /// and `bridge_answer_loss: 1`, so the LLM does not run and an update costs about a
@@ -287,6 +298,13 @@ impl RecipePlan {
             // Stop 29 (section 7): detached, those word tokens kept more colours (46/100
             // against 26) and were still copied, but held-out images stayed at 59.61 / 49.53.
             stage2_detach_word_tokens: false,
+            // Stop 31 (section 9): on V16's stages, hard word tokens and this teacher at 0.5
+            // made the LLM copy them (checker 62.48, the best of any run; colours 70 of the
+            // word tokens' 76, shapes 50 of 51) and kept unseen phrasings at 52.34, but seen
+            // ones fell to 60.33 (reasoning 82 against 96). Untimed from nothing; off.
+            stage2_word_token_teacher: 0.0,
+            // Stop 31 (section 9): hard without the teacher (V18) held-out 60.12 / 48.08.
+            stage2_word_token_hard: false,
             // Stop 30 (section 8): 1000 word-phase updates after the shape phase, on a ViT of
             // 3600 updates, made the word tokens the most accurate yet (colours 67, counting 81,
             // shapes 53 of the checker's 100, 144, 103) and lone shapes 107/200, but the LLM
@@ -328,6 +346,12 @@ impl RecipePlan {
                 ),
             ));
         }
+        if self.stage2_word_token_hard && self.bridge_word_tokens == 0 {
+            return Err(Error::config(
+                "stage2_word_token_hard",
+                "hard word tokens need bridge_word_tokens above 0",
+            ));
+        }
         if self.bridge_word_token_place == WordTokenPlace::Reply && self.bridge_word_tokens == 0 {
             return Err(Error::config(
                 "bridge_word_token_place",
@@ -345,6 +369,23 @@ impl RecipePlan {
             return Err(Error::config(
                 "stage2_detach_word_tokens",
                 "detached word tokens need bridge_word_tokens and stage2_bridge_answer_loss above 0",
+            ));
+        }
+        let teacher = self.stage2_word_token_teacher;
+        if !(teacher.is_finite() && (0.0..=1.0).contains(&teacher)) {
+            return Err(Error::config(
+                "stage2_word_token_teacher",
+                format!("must be in [0, 1], got {teacher}"),
+            ));
+        }
+        if teacher > 0.0
+            && (self.bridge_word_tokens == 0
+                || self.bridge_word_token_place != WordTokenPlace::Reply)
+        {
+            return Err(Error::config(
+                "stage2_word_token_teacher",
+                "teaching the LLM to say the word tokens needs bridge_word_tokens above 0 and \
+                 bridge_word_token_place: reply",
             ));
         }
         if self.stage2_words.is_some()
@@ -666,6 +707,25 @@ mod tests {
             err.contains("plan.yaml") && err.contains("bridge_word_token_place"),
             "{err}"
         );
+
+        // Hard word tokens from stage 2 on: not written when off, not in LYNX.yaml (stage 1
+        // starts with the mixture), refused without word tokens.
+        assert!(!text.contains("word_token_hard"), "{text}");
+        let mut hard = words.clone();
+        hard.stage2_word_token_hard = true;
+        write_yaml(&path, &hard).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("stage2_word_token_hard: true"), "{text}");
+        let loaded = RecipePlan::load(&path).unwrap();
+        assert_eq!(loaded, hard);
+        assert!(!loaded.lynx_yaml().bridge_config.word_token_hard);
+        hard.bridge_word_tokens = 0;
+        write_yaml(&path, &hard).unwrap();
+        let err = RecipePlan::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("plan.yaml") && err.contains("stage2_word_token_hard"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -696,6 +756,27 @@ mod tests {
             err.contains("plan.yaml") && err.contains("stage2_detach_word_tokens"),
             "{err}"
         );
+
+        // The teacher: a share, written when above 0, for word tokens before the reply only.
+        assert!(!text.contains("word_token_teacher"), "{text}");
+        let mut taught = aux.clone();
+        taught.bridge_word_token_place = WordTokenPlace::Reply;
+        taught.stage2_word_token_teacher = 0.5;
+        write_yaml(&path, &taught).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("stage2_word_token_teacher: 0.5"), "{text}");
+        assert_eq!(RecipePlan::load(&path).unwrap(), taught);
+        for (place, share) in [(WordTokenPlace::Prefix, 0.5), (WordTokenPlace::Reply, 1.5)] {
+            let mut bad = taught.clone();
+            bad.bridge_word_token_place = place;
+            bad.stage2_word_token_teacher = share;
+            write_yaml(&path, &bad).unwrap();
+            let err = RecipePlan::load(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("plan.yaml") && err.contains("stage2_word_token_teacher"),
+                "{err}"
+            );
+        }
 
         aux.stage2_bridge_answer_loss = -1.0;
         write_yaml(&path, &aux).unwrap();

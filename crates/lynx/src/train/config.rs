@@ -270,6 +270,18 @@ pub struct TrainConfig {
     /// learns to read it (the recipe plan's `stage2_words`).
     #[serde(default = "default_reply_loss", skip_serializing_if = "is_one")]
     pub reply_loss: f64,
+    /// Share of the media rows with a short answer (at most as many tokens as the bridge has
+    /// word tokens) on which the LLM reads the answer's own words in place of the word tokens
+    /// (0: none, the release). The adapters then learn to say what a word token names
+    /// (`crate::train::word_teacher`; docs/lm-lookup.md, section 9).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub word_token_teacher: f64,
+    /// From this run on, the model reads each word token as its most likely word's embedding
+    /// (sets `bridge_config.word_token_hard` of the model trained and saved; false: the model
+    /// keeps its own setting). Why a training key: the recipe makes them hard in stage 2 only,
+    /// after the word phase has taught them words (docs/lm-lookup.md, section 9).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub word_token_hard: bool,
     #[serde(default = "default_seed")]
     pub seed: u64,
     #[serde(default = "default_save_every")]
@@ -439,6 +451,13 @@ impl TrainConfig {
             ));
         }
         in_range("reply_loss", self.reply_loss, 0.0, 100.0)?;
+        in_range("word_token_teacher", self.word_token_teacher, 0.0, 1.0)?;
+        if self.word_token_teacher > 0.0 && self.reply_loss == 0.0 {
+            return Err(Error::config(
+                "word_token_teacher",
+                "teaches the LLM to read the word tokens, but reply_loss is 0: the LLM does not run",
+            ));
+        }
         if self.reply_loss == 0.0 && self.bridge_answer_loss == 0.0 {
             return Err(Error::config(
                 "reply_loss",

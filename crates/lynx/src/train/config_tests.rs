@@ -57,6 +57,34 @@ fn loads_with_defaults() {
     let words = load("bridge_answer_loss: 1.0\nreply_loss: 0\n", &[]).unwrap();
     assert_eq!(words.reply_loss, 0.0);
     assert_ne!(words.identity().unwrap(), aux.identity().unwrap());
+    assert_eq!(c.word_token_teacher, 0.0);
+    let taught = load("word_token_teacher: 0.5\n", &[]).unwrap();
+    assert_eq!(taught.word_token_teacher, 0.5);
+    assert_ne!(taught.identity().unwrap(), c.identity().unwrap());
+    assert!(!c.word_token_hard);
+    let hard = load("word_token_hard: true\n", &[]).unwrap();
+    assert!(hard.word_token_hard);
+    assert_ne!(hard.identity().unwrap(), c.identity().unwrap());
+}
+
+#[test]
+fn the_word_token_teacher_is_a_share_and_needs_the_llm() {
+    for bad in ["-0.1", "1.5", ".nan"] {
+        let err = load(&format!("word_token_teacher: {bad}\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("word_token_teacher"), "{bad}: {err}");
+    }
+    let err = load(
+        "word_token_teacher: 0.5\nbridge_answer_loss: 1.0\nreply_loss: 0\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("word_token_teacher") && err.contains("reply_loss"),
+        "{err}"
+    );
 }
 
 #[test]

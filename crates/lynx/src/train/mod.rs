@@ -18,3 +18,4 @@ pub mod tokenizer_train;
 pub mod trainer;
 pub mod vision;
 pub mod vision_targets;
+pub mod word_teacher;

@@ -25,7 +25,8 @@ use crate::train::config::{LossReduction, Stage, TrainConfig};
 pub use crate::train::core::StepStats;
 use crate::train::core::{progress_bar, run_loop, MicroLoss, RunCore};
 use crate::train::params::TrainableParams;
-use crate::train::rng::TrainRng;
+use crate::train::rng::{derive_seed, TrainRng};
+use crate::train::word_teacher::teach_word_tokens;
 use crate::{Error, Result};
 
 /// Where the model of a run comes from, resolved.
@@ -168,6 +169,9 @@ pub fn batch_loss(
     batch_loss_with(model, batch, &objective)
 }
 
+/// The label that keeps the word-token teacher's draws apart from the data's.
+const TEACHER_STREAM: u64 = 0x7465_6163_6865;
+
 /// What a Lynx training step minimises, beyond the batch itself (the [`TrainConfig`] keys of
 /// the same names).
 #[derive(Debug, Clone, Copy)]
@@ -180,6 +184,11 @@ pub struct Objective {
     pub detach_word_tokens: bool,
     /// Weight of the LLM's next-token loss (1: the release's); 0 skips the LLM's forward pass.
     pub reply: f64,
+    /// Share of short-answer rows whose word tokens are the answer's words
+    /// (`crate::train::word_teacher`); 0: none.
+    pub word_token_teacher: f64,
+    /// Seed of the rows [`Objective::word_token_teacher`] picks (the trainer's seed and step).
+    pub teacher_seed: u64,
 }
 
 impl Default for Objective {
@@ -191,6 +200,8 @@ impl Default for Objective {
             bridge_answer: 0.0,
             detach_word_tokens: false,
             reply: 1.0,
+            word_token_teacher: 0.0,
+            teacher_seed: 0,
         }
     }
 }
@@ -204,6 +215,8 @@ impl Objective {
             bridge_answer: cfg.bridge_answer_loss,
             detach_word_tokens: cfg.detach_word_tokens,
             reply: cfg.reply_loss,
+            word_token_teacher: cfg.word_token_teacher,
+            teacher_seed: cfg.seed,
         }
     }
 }
@@ -231,6 +244,14 @@ pub fn batch_loss_with(model: &Lynx, batch: &Batch, objective: &Objective) -> Re
         &detached
     } else {
         &out
+    };
+    let taught;
+    let read = if objective.word_token_teacher > 0.0 {
+        let share = objective.word_token_teacher;
+        taught = teach_word_tokens(model, read, batch, share, objective.teacher_seed)?;
+        &taught
+    } else {
+        read
     };
     let (embeds, mask) =
         model.assemble_inputs(read, &text, &batch.text_mask, &reply_positions(batch))?;
@@ -498,12 +519,23 @@ impl Trainer {
         }
         let (checkpoints, latest) =
             CheckpointManager::open(&cfg.output_dir, cfg.identity()?, cfg.keep_last, resume)?;
-        let base = base_model(&cfg)?;
-        if cfg.detach_word_tokens && base.cfg.bridge.word_tokens == 0 {
-            return Err(Error::config(
-                "detach_word_tokens",
-                "the model's bridge has no word tokens (bridge_config.word_tokens)",
-            ));
+        let mut base = base_model(&cfg)?;
+        let words = base.cfg.bridge.word_tokens;
+        for (key, asked) in [
+            ("detach_word_tokens", cfg.detach_word_tokens),
+            ("word_token_teacher", cfg.word_token_teacher > 0.0),
+            ("word_token_hard", cfg.word_token_hard),
+        ] {
+            if asked && words == 0 {
+                return Err(Error::config(
+                    key,
+                    "the model's bridge has no word tokens (bridge_config.word_tokens)",
+                ));
+            }
+        }
+        if cfg.word_token_hard {
+            base.cfg.bridge.word_token_hard = true;
+            base.yaml.bridge_config.word_token_hard = true;
         }
         let store = Arc::new(WeightStore::new(base_mounts(&cfg, &base)?));
         let params = TrainableParams::new(store, &cfg.train_parts, cfg.seed, &device, DType::F32);
@@ -615,7 +647,9 @@ impl Trainer {
     pub fn update_on(&mut self, image_res: usize, batches: &[Batch]) -> Result<StepStats> {
         let t = self.core.step + 1;
         let bridge = self.base.cfg.bridge.num_bridge_tokens;
-        let (model, objective) = (&self.model, Objective::of(&self.cfg));
+        let mut objective = Objective::of(&self.cfg);
+        objective.teacher_seed = derive_seed(self.cfg.seed, &[TEACHER_STREAM, t]);
+        let model = &self.model;
         let loss = move |b: &Batch| -> Result<MicroLoss> {
             Ok((
                 batch_loss_with(model, b, &objective)?,

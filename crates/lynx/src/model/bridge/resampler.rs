@@ -18,7 +18,7 @@
 //! exactly a word the LLM already reads, so an answer the bridge found reaches the LLM as that
 //! word (see [`Resampler::with_word_table`]).
 
-use candle_core::{Module, Tensor};
+use candle_core::{Module, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +73,13 @@ pub struct BridgeConfig {
     /// context, only the adapters turning the word read into the word said.
     #[serde(default, skip_serializing_if = "WordTokenPlace::is_prefix")]
     pub word_token_place: WordTokenPlace,
+    /// Each word token is the embedding of its most likely word, not the mixture (false: the
+    /// mixture). Why: the LLM copies a word token into its reply when it reads as one word
+    /// (colours), and passes over a hedged mixture (shapes: docs/lm-lookup.md, section 9). No
+    /// gradient reaches the bridge through a hard token; its logits still train on
+    /// `bridge_answer_loss`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub word_token_hard: bool,
 }
 
 /// Where a bridge's word tokens enter the LLM ([`BridgeConfig::word_token_place`]).
@@ -301,6 +308,12 @@ impl Resampler {
                 "word tokens are placed before the reply, but word_tokens is 0",
             ));
         }
+        if cfg.word_token_hard && cfg.word_tokens == 0 {
+            return Err(Error::config(
+                "bridge_config.word_token_hard",
+                "hard word tokens are asked for, but word_tokens is 0",
+            ));
+        }
         let words = match (cfg.word_tokens, word_table) {
             (0, _) => None,
             (_, None) => {
@@ -434,13 +447,18 @@ impl Resampler {
         let k = self.cfg.word_tokens;
         let free = latents.narrow(1, 0, n - k)?;
         let logits = head.forward(&latents.narrow(1, n - k, k)?.contiguous()?)?;
-        let probs = softmax_last_dim_f32(&logits)?;
         let (v, d) = table.dims2()?;
-        let words = probs
-            .reshape((b * k, v))?
-            .matmul(&table.to_dtype(probs.dtype())?)?
-            .reshape((b, k, d))?
-            .to_dtype(latents.dtype())?;
+        let words = if self.cfg.word_token_hard {
+            let best = logits.argmax(D::Minus1)?.flatten_all()?;
+            table.index_select(&best, 0)?.reshape((b, k, d))?
+        } else {
+            let probs = softmax_last_dim_f32(&logits)?;
+            probs
+                .reshape((b * k, v))?
+                .matmul(&table.to_dtype(probs.dtype())?)?
+                .reshape((b, k, d))?
+        }
+        .to_dtype(latents.dtype())?;
         Ok(BridgeOutput {
             tokens: Tensor::cat(&[&free, &words], 1)?,
             word_logits: Some(logits),

@@ -79,6 +79,7 @@ fn plain_attention() -> PerceiverAttention {
         instruction_aware: false,
         word_tokens: 0,
         word_token_place: WordTokenPlace::Prefix,
+        word_token_hard: false,
     };
     let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
     PerceiverAttention::new(&cfg, vb).unwrap()
@@ -179,6 +180,7 @@ fn random_parts(instruction_aware: bool, locality: f64) -> (BridgeConfig, HashMa
         instruction_aware,
         word_tokens: 0,
         word_token_place: WordTokenPlace::Prefix,
+        word_token_hard: false,
     };
     let randn = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap();
     let mut w = HashMap::new();
@@ -379,6 +381,65 @@ fn word_tokens_are_mixtures_of_the_llm_word_embeddings() {
         .map(|v| max_diff(&word, &table.get(v).unwrap()))
         .fold(f32::INFINITY, f32::min);
     assert!(nearest < 1e-4, "{nearest}");
+}
+
+#[test]
+fn hard_word_tokens_are_the_embeddings_of_the_most_likely_words() {
+    let (plain_cfg, mut w) = random_parts(true, 0.0);
+    let table = Tensor::randn(0f32, 1.0, (5, 6), &Device::Cpu).unwrap();
+    w.insert(
+        "word_head.weight".into(),
+        Tensor::randn(0f32, 1.0, (5, 6), &Device::Cpu).unwrap(),
+    );
+    let soft_cfg = BridgeConfig {
+        word_tokens: 2,
+        ..plain_cfg
+    };
+    let hard_cfg = BridgeConfig {
+        word_token_hard: true,
+        ..soft_cfg.clone()
+    };
+    let load = |cfg: &BridgeConfig| {
+        let vb = VarBuilder::from_tensors(w.clone(), DType::F32, &Device::Cpu);
+        Resampler::with_word_table(cfg, vb, Some(&table)).unwrap()
+    };
+    let media = Tensor::randn(0f32, 1.0, (3, 5, 4), &Device::Cpu).unwrap();
+    let soft = load(&soft_cfg).forward_words(&media, None).unwrap();
+    let hard = load(&hard_cfg).forward_words(&media, None).unwrap();
+    let logits = hard.word_logits.expect("word logits");
+    // The logits and the free tokens are the soft bridge's; only what the LLM reads changes.
+    assert_eq!(
+        max_diff(&logits, &soft.word_logits.expect("word logits")),
+        0.0
+    );
+    assert_eq!(
+        max_diff(
+            &hard.tokens.narrow(1, 0, 2).unwrap(),
+            &soft.tokens.narrow(1, 0, 2).unwrap()
+        ),
+        0.0
+    );
+    let best = logits.argmax(2).unwrap().to_vec2::<u32>().unwrap();
+    for (b, row) in best.iter().enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            let token = hard.tokens.i((b, 2 + k)).unwrap();
+            assert_eq!(max_diff(&token, &table.get(v as usize).unwrap()), 0.0);
+        }
+    }
+    // No word tokens to make hard: refused, naming the key.
+    let vb = VarBuilder::from_tensors(w.clone(), DType::F32, &Device::Cpu);
+    let none = BridgeConfig {
+        word_tokens: 0,
+        ..hard_cfg
+    };
+    let err = match Resampler::with_word_table(&none, vb, Some(&table)) {
+        Ok(_) => panic!("taken"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("bridge_config.word_token_hard") && err.contains("word_tokens is 0"),
+        "{err}"
+    );
 }
 
 #[test]
