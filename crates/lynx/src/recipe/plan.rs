@@ -298,10 +298,12 @@ impl RecipePlan {
             // Stop 29 (section 7): detached, those word tokens kept more colours (46/100
             // against 26) and were still copied, but held-out images stayed at 59.61 / 49.53.
             stage2_detach_word_tokens: false,
-            // Stop 31 (section 9): on V16's stages, hard word tokens and this teacher at 0.5
-            // made the LLM copy them (checker 62.48, the best of any run; colours 70 of the
-            // word tokens' 76, shapes 50 of 51) and kept unseen phrasings at 52.34, but seen
-            // ones fell to 60.33 (reasoning 82 against 96). Untimed from nothing; off.
+            // Stop 31 (section 9): on V16's stages, with hard word tokens, this teacher at 0.5
+            // made the LLM copy them (checker 62.48, the best of any run) but answered 19 story
+            // requests of 40 with one word; at 0.2 (V21) held-out 62.20 / 53.37, videos 35.90 /
+            // 30.77, checker 56.03, all above this plan, and stories kept. Not yet rebuilt
+            // from nothing or timed (its ViT of 3600 updates and word phase put it near 65
+            // minutes); off until then.
             stage2_word_token_teacher: 0.0,
             // Stop 31 (section 9): hard without the teacher (V18) held-out 60.12 / 48.08.
             stage2_word_token_hard: false,
