@@ -169,8 +169,9 @@ pub fn batch_loss(
     batch_loss_with(model, batch, &objective)
 }
 
-/// The label that keeps the word-token teacher's draws apart from the data's.
-const TEACHER_STREAM: u64 = 0x7465_6163_6865;
+/// The label that keeps the word-token teacher's draws apart from the data's ("teacher" in
+/// ASCII; the value docs/lm-lookup.md section 9's runs drew with).
+const TEACHER_STREAM: u64 = 0x0074_6561_6368_6572;
 
 /// What a Lynx training step minimises, beyond the batch itself (the [`TrainConfig`] keys of
 /// the same names).
