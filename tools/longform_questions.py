@@ -7,9 +7,12 @@ story about this picture." with one word (docs/lm-lookup.md, section 9).
     python3 tools/longform_questions.py questions W/test > W/test/longform.jsonl
     lynx generate --input W/test/longform.jsonl --output long.jsonl --set image_rdir=W/test
     python3 tools/longform_questions.py lengths W/test/longform.jsonl long.jsonl
+    python3 tools/longform_questions.py explained W/test > W/test/explained.jsonl
 
 `questions` takes every fourth held-out image and asks each instruction about it; `lengths`
 prints, per instruction, how many answers have fewer than 8 words and the mean length.
+`explained` writes the held-out image questions with " Explain your answer." appended, as the
+report's explained row asks them, for `lynx eval open-vqa --judge rule` per class (section 10).
 Standard library only.
 """
 
@@ -39,6 +42,13 @@ def questions(test_dir):
             }))
 
 
+def explained(test_dir):
+    for line in (test_dir / "open_vqa_images.jsonl").read_text().splitlines():
+        a = json.loads(line)
+        a["question"] = a["question"] + " Explain your answer."
+        print(json.dumps(a))
+
+
 def lengths(annotations, predictions):
     asked = {}
     for line in Path(annotations).read_text().splitlines():
@@ -65,6 +75,8 @@ def lengths(annotations, predictions):
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "questions":
         questions(Path(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "explained":
+        explained(Path(sys.argv[2]))
     elif len(sys.argv) == 4 and sys.argv[1] == "lengths":
         lengths(sys.argv[2], sys.argv[3])
     else:

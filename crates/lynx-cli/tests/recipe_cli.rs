@@ -2,8 +2,8 @@
 //! every stage runs (world, tokenizer, LLaMA, Vicuna, ViT, Lynx stages 1 and 2, export,
 //! report), the result loads with `--model`, a second run from nothing (from the first run's
 //! `plan.yaml` via `--plan`) gives the same bytes, `--resume` skips finished stages, an existing
-//! run is not overwritten, a bad plan file is refused before any work, and a plan with stage
-//! 2's shape phase (`ShapePhase`) trains it and mixes its records into stage 2.
+//! run is not overwritten, a bad plan file is refused before any work, the default plan's shape
+//! and word phases run and configure stage 2, and a plan with the release's bridge trains too.
 
 mod common;
 
@@ -11,6 +11,9 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{lynx_in, repo, text};
+use lynx::model::bridge::resampler::WordTokenPlace;
+use lynx::recipe::RecipePlan;
+use lynx::train::config::TrainPart;
 use serde_json::Value;
 
 fn lynx(args: &[&str]) -> Output {
@@ -126,26 +129,15 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
         );
     }
 
-    // A plan with stage 2's shape phase: on top of run a's stage 1, the phase trains on the
-    // world's shape-name questions alone, and stage 2's mix takes them in with their weight;
-    // stage 2 (only) trains the bridge at half the rate; both parts add the bridge-answer loss.
-    let c = dir.path().join("c");
-    for part in ["world", "tokenizer", "lm", "vicuna", "vision", "stage1"] {
-        copy_dir(&a.join(part), &c.join(part));
+    // The default plan's phases, at this scale: the shape phase trains on the world's
+    // shape-name questions alone and stage 2's mix takes them in at weight 2; the word phase
+    // trains the question-reading word tokens alone (reply_loss 0); stage 2 starts from it,
+    // reads them detached, as single words right before the reply, with the answers' own words
+    // in their place on a fifth of the short-answer rows.
+    for phase in ["stage2_shapes", "stage2_words"] {
+        assert!(a.join(phase).join("model").is_dir(), "{phase}");
     }
-    let plan_text = std::fs::read_to_string(&plan).unwrap();
-    assert!(plan_text.contains("stage2_shapes: null"), "{plan_text}");
-    let shaped = plan_text.replace(
-        "stage2_shapes: null",
-        "stage2_shapes:\n  mix_weight: 2.0\n  budget: {steps: 2, batch_size: 2, grad_accum: 1, \
-         lr: 0.001, min_lr: 0.0001, warmup_steps: 1, weight_decay: 0.05, max_seq_len: 160}\n\
-         stage2_lr_scale: {bridge: 0.5}\nstage2_bridge_answer_loss: 0.25",
-    );
-    let shaped_plan = dir.path().join("shaped.yaml");
-    std::fs::write(&shaped_plan, shaped).unwrap();
-    resume_with_plan(&c, &shaped_plan);
-    assert!(c.join("stage2_shapes").join("model").is_dir());
-    let names = std::fs::read_to_string(c.join("world/train/vqa_shape_names.jsonl")).unwrap();
+    let names = std::fs::read_to_string(a.join("world/train/vqa_shape_names.jsonl")).unwrap();
     let shapes = [
         "circle", "square", "triangle", "star", "diamond", "hexagon", "heart", "cross",
     ];
@@ -155,74 +147,89 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
         let answer = v["answer"].as_str().unwrap().to_lowercase();
         assert!(shapes.contains(&answer.trim_end_matches('.')), "{line}");
     }
+    let shapes_cfg = std::fs::read_to_string(a.join("configs/stage2_shapes.yaml")).unwrap();
+    assert!(shapes_cfg.contains("stage1/model"), "{shapes_cfg}");
+    let words_cfg = std::fs::read_to_string(a.join("configs/stage2_words.yaml")).unwrap();
+    for want in [
+        "reply_loss: 0.0",
+        "bridge_answer_loss: 1.0",
+        "stage2_shapes/model",
+        "vqa_color.jsonl",
+        "vqa_shape_names.jsonl",
+    ] {
+        assert!(words_cfg.contains(want), "{want}: {words_cfg}");
+    }
+    for phase in [&shapes_cfg, &words_cfg] {
+        assert!(!phase.contains("word_token_teacher"), "{phase}");
+        assert!(!phase.contains("word_token_hard"), "{phase}");
+    }
+    assert!(!words_cfg.contains("vqa_packed"), "{words_cfg}");
+    let s2 = std::fs::read_to_string(a.join("configs/stage2.yaml")).unwrap();
+    for want in [
+        "stage2_words/model",
+        "vqa_shape_names.jsonl\n  weight: 2.0",
+        "bridge_answer_loss: 0.3",
+        "detach_word_tokens: true",
+        "word_token_teacher: 0.2",
+        "word_token_hard: true",
+    ] {
+        assert!(s2.contains(want), "{want}: {s2}");
+    }
+    assert!(!s2.contains("reply_loss"), "{s2}");
+    let s1 = std::fs::read_to_string(a.join("stage1/model/lynx.yaml")).unwrap();
+    assert!(
+        !s1.contains("word_token_hard"),
+        "stage 1 reads mixtures: {s1}"
+    );
+    let exported = std::fs::read_to_string(model.join("lynx.yaml")).unwrap();
+    for want in [
+        "word_tokens: 4",
+        "word_token_place: reply",
+        "word_token_hard: true",
+        "instruction_aware: true",
+    ] {
+        assert!(exported.contains(want), "{want}: {exported}");
+    }
+
+    // A plan with the release's bridge and a shape phase of its own, on run a's frozen parts
+    // (its own stage 1: run a's has word tokens): stage 2 (only) trains the bridge at half the rate, and both parts add the
+    // bridge-answer loss at the plan's weight. Written as JSON, which YAML reads.
+    let c = dir.path().join("c");
+    for part in ["world", "tokenizer", "lm", "vicuna", "vision"] {
+        copy_dir(&a.join(part), &c.join(part));
+    }
+    let mut release = RecipePlan::load(&plan).unwrap();
+    release.num_bridge_tokens = 16;
+    release.bridge_instruction_aware = false;
+    release.bridge_word_tokens = 0;
+    release.bridge_word_token_place = WordTokenPlace::Prefix;
+    release.stage2_detach_word_tokens = false;
+    release.stage2_word_token_teacher = 0.0;
+    release.stage2_word_token_hard = false;
+    release.stage2_words = None;
+    release.stage2_bridge_answer_loss = 0.25;
+    release.stage2_lr_scale.insert(TrainPart::Bridge, 0.5);
+    let phase = release.stage2_shapes.as_mut().unwrap();
+    phase.budget.steps = 2;
+    phase.budget.warmup_steps = 1;
+    phase.mix_weight = 1.5;
+    let release_plan = dir.path().join("release.yaml");
+    std::fs::write(&release_plan, serde_json::to_string(&release).unwrap()).unwrap();
+    resume_with_plan(&c, &release_plan);
+    assert!(!c.join("stage2_words").exists());
     let s2 = std::fs::read_to_string(c.join("configs/stage2.yaml")).unwrap();
     assert!(s2.contains("stage2_shapes/model"), "{s2}");
-    assert!(s2.contains("vqa_shape_names.jsonl\n  weight: 2.0"), "{s2}");
+    assert!(s2.contains("vqa_shape_names.jsonl\n  weight: 1.5"), "{s2}");
     assert!(s2.contains("lr_scale:\n  bridge: 0.5"), "{s2}");
     let phase = std::fs::read_to_string(c.join("configs/stage2_shapes.yaml")).unwrap();
     assert!(!phase.contains("lr_scale"), "{phase}");
     for cfg in [&s2, &phase] {
         assert!(cfg.contains("bridge_answer_loss: 0.25"), "{cfg}");
+        assert!(!cfg.contains("word_token"), "{cfg}");
     }
-
-    // A plan with the word phase: word tokens that read the question learn to name the
-    // short answers with the LLM switched off (reply_loss 0), then stage 2 starts from them
-    // and reads them detached, as single words right before the reply, with the answers' own
-    // words in their place on half the short-answer rows.
-    let d = dir.path().join("d");
-    for part in ["world", "tokenizer", "lm", "vicuna", "vision"] {
-        copy_dir(&a.join(part), &d.join(part));
-    }
-    let set = [
-        "bridge_instruction_aware: true",
-        "bridge_word_tokens: 2",
-        "stage2_bridge_answer_loss: 0.25",
-        "stage2_detach_word_tokens: true",
-        "bridge_word_token_place: reply",
-        "stage2_word_token_hard: true",
-        "stage2_word_token_teacher: 0.5",
-        "stage2_words: {steps: 2, batch_size: 2, grad_accum: 1, lr: 0.001, min_lr: 0.0001, \
-         warmup_steps: 1, weight_decay: 0.05, max_seq_len: 96}",
-    ];
-    let key = |l: &str| l.split(':').next().unwrap_or("").to_string();
-    let keys: Vec<String> = set.iter().map(|l| key(l)).collect();
-    let mut worded: String = plan_text
-        .lines()
-        .filter(|l| !keys.contains(&key(l)))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    for l in set {
-        worded.push_str(l);
-        worded.push('\n');
-    }
-    let worded_plan = dir.path().join("worded.yaml");
-    std::fs::write(&worded_plan, worded).unwrap();
-    resume_with_plan(&d, &worded_plan);
-    assert!(d.join("stage2_words").join("model").is_dir());
-    let phase = std::fs::read_to_string(d.join("configs/stage2_words.yaml")).unwrap();
-    for want in [
-        "reply_loss: 0.0",
-        "bridge_answer_loss: 1.0",
-        "stage1/model",
-        "vqa_color.jsonl",
-        "vqa_shape_names.jsonl",
-    ] {
-        assert!(phase.contains(want), "{want}: {phase}");
-    }
-    assert!(!phase.contains("vqa_packed"), "{phase}");
-    assert!(!phase.contains("word_token_teacher"), "{phase}");
-    assert!(!phase.contains("word_token_hard"), "{phase}");
-    let s2 = std::fs::read_to_string(d.join("configs/stage2.yaml")).unwrap();
-    assert!(s2.contains("stage2_words/model"), "{s2}");
-    assert!(s2.contains("detach_word_tokens: true"), "{s2}");
-    assert!(s2.contains("word_token_teacher: 0.5"), "{s2}");
-    assert!(s2.contains("word_token_hard: true"), "{s2}");
-    let s1 = std::fs::read_to_string(d.join("stage1").join("model").join("lynx.yaml")).unwrap();
-    assert!(!s1.contains("word_token_hard"), "{s1}");
-    assert!(!s2.contains("reply_loss"), "{s2}");
-    let yaml = std::fs::read_to_string(d.join("model").join("lynx.yaml")).unwrap();
-    assert!(yaml.contains("word_token_hard: true"), "{yaml}");
-    assert!(d.join("model").join("model.safetensors").is_file());
+    let yaml = std::fs::read_to_string(c.join("model").join("lynx.yaml")).unwrap();
+    assert!(!yaml.contains("word_tokens"), "{yaml}");
+    assert!(c.join("model").join("model.safetensors").is_file());
 }
 
 /// Resumes the recipe in `out` with the plan file `plan` (quiet, one sample), which must succeed.

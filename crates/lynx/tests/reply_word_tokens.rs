@@ -16,7 +16,9 @@ use lynx::pipeline::{Engine, Media, Request};
 use lynx::train::batch::Batch;
 use lynx::train::config::LossReduction;
 use lynx::train::params::TrainableParams;
-use lynx::train::trainer::{batch_loss, batch_loss_with, word_answer_loss, Objective};
+use lynx::train::trainer::{
+    batch_loss, batch_loss_with, short_word_answer_loss, word_answer_loss, Objective,
+};
 use lynx::train::word_teacher::{taught_rows, teach_word_tokens};
 
 const WORDS: usize = 2;
@@ -383,6 +385,53 @@ fn without_the_reply_loss_only_the_answer_loss_trains() {
     let zero = batch_loss_with(&model, &text_only, &objective).unwrap();
     assert_eq!(value(&zero), 0.0);
     assert_eq!(largest(&gradient(&params, &zero, head)), 0.0);
+}
+
+#[test]
+fn the_short_answer_loss_counts_only_answers_that_fit_the_word_tokens() {
+    let tiny = model(DType::F64);
+    let short = image_sample("red");
+    let long = image_sample("a long platform by the red train");
+    let batch = collate(
+        &tiny,
+        &[short.clone(), text_sample(), long.clone()],
+        5,
+        false,
+    );
+    let short_alone = collate(&tiny, &[short, text_sample()], 5, false);
+    let long_alone = collate(&tiny, &[text_sample(), long], 5, false);
+    let Tiny { model, .. } = tiny;
+    let logits = |b: &Batch| common::bridge_of(&model, b).word_logits.unwrap();
+
+    // The long answer is left out, and rows are averaged over what is left: the short row's
+    // loss, as the full loss computes it on a batch without the long row.
+    let short_only = short_word_answer_loss(&logits(&batch), &batch)
+        .unwrap()
+        .expect("the short answer counts");
+    let expect = word_answer_loss(&logits(&short_alone), &short_alone)
+        .unwrap()
+        .unwrap();
+    assert!(
+        (value(&short_only) - value(&expect)).abs() < 1e-12,
+        "{} vs {}",
+        value(&short_only),
+        value(&expect)
+    );
+    let all = word_answer_loss(&logits(&batch), &batch).unwrap().unwrap();
+    assert!((value(&all) - value(&short_only)).abs() > 1e-9);
+    assert!(short_word_answer_loss(&logits(&long_alone), &long_alone)
+        .unwrap()
+        .is_none());
+
+    // The training objective picks it with `bridge_answer_short_only`.
+    let objective = Objective {
+        bridge_answer: 0.5,
+        bridge_answer_short_only: true,
+        reply: 0.0,
+        ..Objective::default()
+    };
+    let loss = batch_loss_with(&model, &batch, &objective).unwrap();
+    assert!((value(&loss) - 0.5 * value(&short_only)).abs() < 1e-12);
 }
 
 #[test]

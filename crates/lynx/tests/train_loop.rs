@@ -246,8 +246,8 @@ fn unknown_keys_tasks_and_templates_are_config_errors() {
 
 #[test]
 fn word_token_keys_on_a_bridge_without_word_tokens_are_refused_naming_the_key() {
-    // The smoke model's bridge is the release's: it has no word tokens to detach, teach or
-    // make hard.
+    // The smoke model's bridge is the release's: it has no word tokens to detach, teach, make
+    // hard or pick answers for.
     let dir = tempfile::tempdir().unwrap();
     for (set, key) in [
         ("word_token_hard=true", "word_token_hard"),
@@ -255,6 +255,10 @@ fn word_token_keys_on_a_bridge_without_word_tokens_are_refused_naming_the_key() 
         (
             "bridge_answer_loss=0.3 detach_word_tokens=true",
             "detach_word_tokens",
+        ),
+        (
+            "bridge_answer_loss=0.3 bridge_answer_short_only=true",
+            "bridge_answer_short_only",
         ),
     ] {
         let out = dir.path().join(key);

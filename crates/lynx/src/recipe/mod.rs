@@ -442,6 +442,12 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     let data = plan::mix_in(&p.train, &mix);
     let cfg = finetune_config(plan, &plan.stage2, &s2_start, &s2_dir, data);
     let cfg = finetune_keys(cfg, plan, &prompts)?;
+    // The shape phase's answers are single shape names: only stage 2 has long ones to leave out.
+    let cfg = if plan.stage2_bridge_answer_short_only {
+        plan::with(cfg, "bridge_answer_short_only", json!(true))
+    } else {
+        cfg
+    };
     // Only stage 2 reads hard or taught word tokens: the shape phase before it, with word
     // tokens that have not yet learnt words, keeps the mixture (docs/lm-lookup.md, section 9).
     let cfg = if plan.stage2_word_token_hard {

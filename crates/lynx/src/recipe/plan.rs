@@ -121,6 +121,10 @@ pub struct RecipePlan {
     /// 58.36 / 45.79, losing the shape names (docs/lm-lookup.md, section 4).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stage2_bridge_answer_loss: f64,
+    /// Stage 2's bridge-answer loss counts only the answers that fit in the word tokens (`lynx train`'s `bridge_answer_short_only`). Needs word tokens and
+    /// `stage2_bridge_answer_loss` above 0. Not written when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stage2_bridge_answer_short_only: bool,
     /// Stage 2 feeds the LLM the word tokens detached (`lynx train`'s `detach_word_tokens`):
     /// they learn from the bridge-answer loss alone, not from the reply loss. Needs word tokens
     /// and `stage2_bridge_answer_loss` above 0.
@@ -170,7 +174,8 @@ fn budget(steps: u64, batch_size: usize, grad_accum: usize, lr: f64, seq: usize)
 }
 
 impl RecipePlan {
-    /// The default model's plan (sized to train in well under an hour on two CPU cores).
+    /// The default model's plan: 41 minutes from nothing on two idle CPU cores
+    /// (docs/lm-lookup.md, section 10).
     pub fn default_model(seed: u64) -> Self {
         Self {
             seed,
@@ -228,9 +233,10 @@ impl RecipePlan {
             },
             image_res: 112,
             bridge_depth: 2,
-            // 32 (the release's count) was no better: held-out 61.2 / 50.4 (seen / unseen)
-            // against 61.6 / 52.0, videos 29.5 / 21.8 against 33.3 / 29.5, and stage 2 ran longer.
-            num_bridge_tokens: 16,
+            // 16 media tokens plus the 4 word tokens below. 32 media tokens (the release's
+            // count) were no better than 16 with the release's bridge: held-out 61.2 / 50.4
+            // (seen / unseen) against 61.6 / 52.0, and stage 2 ran longer.
+            num_bridge_tokens: 20,
             bridge_heads: 4,
             bridge_head_dim: 32,
             bridge_ff_mult: 2,
@@ -239,32 +245,27 @@ impl RecipePlan {
             // answers: held-out 61.6 / 50.1 (seen / unseen) against 61.6 / 52.0, videos 29.5 /
             // 25.6, side still "right" 194 times in 200 (docs/probes.md, stop 24).
             bridge_locality: 0.0,
-            // true, with one question per record (dialog_turns 1, so the bridge can specialise
-            // to it), beat the same data with the free bridge by 1.5 points held-out (60.8 /
-            // 48.6 against 59.3 / 47.0, seen / unseen) but not the packed default (61.6 / 52.0);
-            // lone shapes and sides stayed priors. With stop 21's shape phase as well it kept
-            // shape names through the mix (lone shapes 71/200 against 28) and lifted videos to
-            // 50.0 / 37.2, but lost colours: images 59.8 / 51.0 (docs/lm-lookup.md, stop 25).
-            bridge_instruction_aware: false,
-            // Stop 27 (docs/lm-lookup.md section 5): 4 word tokens of 20, with the
-            // instruction-aware bridge, one question per record, the shape phase and
-            // stage2_bridge_answer_loss 0.3, scored 60.02 / 52.02 on held-out images (this
-            // plan: 61.58 / 52.02). The word tokens named the answer more often than the
-            // model did (counting 66/144 against 17, shapes 43/103 against 12), so the LLM
-            // does not copy them either; off.
-            bridge_word_tokens: 0,
-            // Stop 28 (section 6): the same 4 word tokens placed right before the reply are
-            // copied (counting right 60/144, word tokens 58), but the word tokens themselves
-            // got less accurate (colours 26/100 against 58): held-out 59.09 / 47.98, and 57.01 /
-            // 48.29 with the answer loss at 1.0; prefix.
-            bridge_word_token_place: WordTokenPlace::Prefix,
+            // The bridge reads the question, as InstructBLIP's Q-Former does, so that its word
+            // tokens name what is asked. A free bridge fed one question per record scored 59.3 /
+            // 47.0, this one 60.8 / 48.6, and it keeps shape names through stage 2's mix after
+            // the shape phase (lone shapes 71/200 against 32; docs/lm-lookup.md section 3).
+            bridge_instruction_aware: true,
+            // Four bridge tokens are words: mixtures of the LM's word embeddings (one word each
+            // from stage 2 on, `stage2_word_token_hard`) trained to name the short answer, placed
+            // right before the reply where the LM copies them (docs/lm-lookup.md sections 5-9).
+            // Placed first (stop 27) they named the answer more often than the model said it.
+            bridge_word_tokens: 4,
+            bridge_word_token_place: WordTokenPlace::Reply,
             adapter_freq: 1,
             // The release's width (hidden/2 = 128). Four times wider (512; both runs with 32
             // bridge tokens) lowered stage 1's caption loss by only 2% (0.432 against 0.439 over
             // its last 100 steps) and named no more of the shapes in 80 test images (13%,
             // against 18%; naming random shapes gets 24%).
             adapter_bottleneck: None,
-            dialog_turns: 6,
+            // One question per record: a bridge that reads six questions at once cannot pick
+            // out what any one of them asks (section 3). Packed dialogs teach six answers per
+            // pass and were better for the free bridge (61.6 / 52.0 against 59.3 / 47.0).
+            dialog_turns: 1,
             lm: budget(600, 6, 2, 1e-3, 128),
             instruct: budget(150, 8, 2, 5e-4, 128),
             // Colours and places are learnt in a few hundred steps; shapes need edges seen
@@ -273,12 +274,13 @@ impl RecipePlan {
             // (`vision_loss.shape`). 3600 updates (one run, with a class-token layout map that
             // learnt nothing) raised the per-patch shape head from 53% to 72%, and the shape
             // of a lone object read from the bridge tokens from 27% to 57% (`lynx eval
-            // probe`), but not the answers: 61.3 / 50.8 (seen / unseen) against 61.6 / 52.0,
-            // with the model still naming a lone object's shape at chance (docs/probes.md).
+            // probe`; docs/probes.md). With the release's bridge that did not reach the answers
+            // (61.3 / 50.8 against 61.6 / 52.0 at 2400); the word phase's word tokens name 59
+            // shapes of the checker's 103 on it, against 32 on the 2400-update ViT (section 8).
             vision_stage: Budget {
                 min_lr: 5e-5,
                 warmup_steps: 60,
-                ..budget(2400, 16, 2, 1.5e-3, 0)
+                ..budget(3600, 16, 2, 1.5e-3, 0)
             },
             vision_loss: VisionLossWeights {
                 shape: 4.0,
@@ -290,29 +292,41 @@ impl RecipePlan {
             // nothing beyond run-to-run spread: held-out 61.0 / 53.6 (seen / unseen) against
             // 61.6 / 52.0, videos 29.5 / 21.8 against 33.3 / 29.5, 8 more minutes.
             stage1: budget(900, 8, 2, 1e-3, 96),
-            stage2_shapes: None,
-            stage2: budget(1800, 8, 2, 1e-3, 160),
+            // Shape names alone for 300 updates, then in stage 2's mix at weight 2: without
+            // them the LM passes colours on and not shapes (V14 against V16, section 8; stop 21
+            // in docs/probes.md).
+            stage2_shapes: Some(ShapePhase {
+                budget: Budget {
+                    warmup_steps: 30,
+                    ..budget(300, 8, 2, 1e-3, 160)
+                },
+                mix_weight: 2.0,
+            }),
+            // 1200 updates, not 1800, to make room for the word phase in the hour: V16's
+            // stage 2 of 1200 scored as the default of 1800 (61.27 / 52.02 against 61.58 /
+            // 52.02; section 8).
+            stage2: budget(1200, 8, 2, 1e-3, 160),
             stage2_loss_reduction: LossReduction::Token,
             stage2_lr_scale: BTreeMap::new(),
-            stage2_bridge_answer_loss: 0.0,
-            // Stop 29 (section 7): detached, those word tokens kept more colours (46/100
-            // against 26) and were still copied, but held-out images stayed at 59.61 / 49.53.
-            stage2_detach_word_tokens: false,
-            // Stop 31 (section 9): on V16's stages, with hard word tokens, this teacher at 0.5
-            // made the LLM copy them (checker 62.48, the best of any run) but answered 19 story
-            // requests of 40 with one word; at 0.2 (V21) held-out 62.20 / 53.37, videos 35.90 /
-            // 30.77, checker 56.03, all above this plan, and stories kept. Not yet rebuilt
-            // from nothing or timed (its ViT of 3600 updates and word phase put it near 65
-            // minutes); off until then.
-            stage2_word_token_teacher: 0.0,
-            // Stop 31 (section 9): hard without the teacher (V18) held-out 60.12 / 48.08.
-            stage2_word_token_hard: false,
-            // Stop 30 (section 8): 1000 word-phase updates after the shape phase, on a ViT of
-            // 3600 updates, made the word tokens the most accurate yet (colours 67, counting 81,
-            // shapes 53 of the checker's 100, 144, 103) and lone shapes 107/200, but the LLM
-            // copied shapes and not colours: held-out 61.27 / 52.02. Without the shape phase
-            // (V14): 63.24 / 47.77, colours copied, shapes not. Off.
-            stage2_words: None,
+            // The word tokens keep learning to name the answer while the LM learns to read
+            // them (stop 27's 0.3; 1.0 made them less accurate, section 6).
+            stage2_bridge_answer_loss: 0.3,
+            stage2_bridge_answer_short_only: false,
+            // Detached: the reply loss does not reshape the word tokens into what the LM reads
+            // best; they kept more colours (46/100 against 26) and were still copied (section 7).
+            stage2_detach_word_tokens: true,
+            // The LM reads the answer's own words in place of the word tokens on a fifth of the
+            // short-answer rows, and so learns to copy them. At 0.5 (V19) it copied most (the
+            // checker 62.48) but answered 19 story requests of 40 with one word; at 0.2 (V21)
+            // held-out 62.20 / 53.37 and stories kept (docs/lm-lookup.md section 9).
+            stage2_word_token_teacher: 0.2,
+            // Each word token is one word the LM knows. Without the teacher (V18) this alone
+            // lost ground: held-out 60.12 / 48.08.
+            stage2_word_token_hard: true,
+            // The word phase: 1000 updates in which the word tokens alone learn to name the
+            // short answers (the LM does not run), after the shape phase. They then name 67
+            // colours, 81 counts and 53 shapes of the checker's 100, 144 and 103 (section 8).
+            stage2_words: Some(budget(1000, 16, 2, 1e-3, 160)),
             workers: 2,
         }
     }
@@ -365,6 +379,13 @@ impl RecipePlan {
             return Err(Error::config(
                 "stage2_bridge_answer_loss",
                 format!("must be in [0, 100], got {answer}"),
+            ));
+        }
+        if self.stage2_bridge_answer_short_only && (self.bridge_word_tokens == 0 || answer == 0.0) {
+            return Err(Error::config(
+                "stage2_bridge_answer_short_only",
+                "picks the word tokens' answer rows: needs bridge_word_tokens and \
+                 stage2_bridge_answer_loss above 0",
             ));
         }
         if self.stage2_detach_word_tokens && (self.bridge_word_tokens == 0 || answer == 0.0) {
@@ -547,6 +568,36 @@ pub fn write_yaml(path: &Path, v: &impl Serialize) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// The default plan with the release's bridge (no word tokens, no question reading) and
+    /// none of the stage-2 keys that need them: what the key tests below switch on one by one.
+    fn release_bridge_plan() -> RecipePlan {
+        RecipePlan {
+            num_bridge_tokens: 16,
+            bridge_instruction_aware: false,
+            bridge_word_tokens: 0,
+            bridge_word_token_place: WordTokenPlace::Prefix,
+            stage2_bridge_answer_loss: 0.0,
+            stage2_bridge_answer_short_only: false,
+            stage2_detach_word_tokens: false,
+            stage2_word_token_teacher: 0.0,
+            stage2_word_token_hard: false,
+            stage2_words: None,
+            ..RecipePlan::default_model(0)
+        }
+    }
+
+    #[test]
+    fn the_default_plan_is_valid_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.yaml");
+        let plan = RecipePlan::default_model(0);
+        plan.validate().unwrap();
+        write_yaml(&path, &plan).unwrap();
+        assert_eq!(RecipePlan::load(&path).unwrap(), plan);
+        // The release's bridge is what its keys' tests start from, and it is valid too.
+        release_bridge_plan().validate().unwrap();
+    }
+
     #[test]
     fn a_written_plan_loads_back_and_typos_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -585,7 +636,7 @@ mod tests {
     fn stage2_lr_scale_round_trips_and_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.yaml");
-        let plain = RecipePlan::default_model(0);
+        let plain = release_bridge_plan();
         write_yaml(&path, &plain).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("stage2_lr_scale"), "{text}");
@@ -621,7 +672,7 @@ mod tests {
     fn bridge_locality_reaches_the_lynx_config_and_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.yaml");
-        let plain = RecipePlan::default_model(0);
+        let plain = release_bridge_plan();
         write_yaml(&path, &plain).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("bridge_locality"), "{text}");
@@ -649,7 +700,7 @@ mod tests {
     fn bridge_instruction_aware_reaches_the_lynx_config() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.yaml");
-        let plain = RecipePlan::default_model(0);
+        let plain = release_bridge_plan();
         write_yaml(&path, &plain).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("instruction_aware"), "{text}");
@@ -667,7 +718,7 @@ mod tests {
     fn bridge_word_tokens_reach_the_lynx_config_and_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.yaml");
-        let plain = RecipePlan::default_model(0);
+        let plain = release_bridge_plan();
         write_yaml(&path, &plain).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("word_tokens"), "{text}");
@@ -734,7 +785,7 @@ mod tests {
     fn stage2_bridge_answer_loss_round_trips_and_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.yaml");
-        let plain = RecipePlan::default_model(0);
+        let plain = release_bridge_plan();
         write_yaml(&path, &plain).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("bridge_answer_loss"), "{text}");
@@ -758,6 +809,34 @@ mod tests {
             err.contains("plan.yaml") && err.contains("stage2_detach_word_tokens"),
             "{err}"
         );
+
+        // Short answers only: written when on, refused without the answer loss or word tokens.
+        assert!(!text.contains("short_only"), "{text}");
+        let mut short = aux.clone();
+        short.stage2_bridge_answer_short_only = true;
+        write_yaml(&path, &short).unwrap();
+        let short_text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            short_text.contains("stage2_bridge_answer_short_only: true"),
+            "{short_text}"
+        );
+        assert_eq!(RecipePlan::load(&path).unwrap(), short);
+        for edit in [
+            |p: &mut RecipePlan| p.bridge_word_tokens = 0,
+            |p: &mut RecipePlan| {
+                p.stage2_bridge_answer_loss = 0.0;
+                p.stage2_detach_word_tokens = false;
+            },
+        ] {
+            let mut bad = short.clone();
+            edit(&mut bad);
+            write_yaml(&path, &bad).unwrap();
+            let err = RecipePlan::load(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("plan.yaml") && err.contains("stage2_bridge_answer_short_only"),
+                "{err}"
+            );
+        }
 
         // The teacher: a share, written when above 0, for word tokens before the reply only.
         assert!(!text.contains("word_token_teacher"), "{text}");
@@ -793,7 +872,7 @@ mod tests {
     fn stage2_words_round_trips_scales_and_needs_question_reading_word_tokens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.yaml");
-        let plain = RecipePlan::default_model(0);
+        let plain = release_bridge_plan();
         write_yaml(&path, &plain).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("stage2_words"), "{text}");

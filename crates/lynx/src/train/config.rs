@@ -257,6 +257,13 @@ pub struct TrainConfig {
     /// ([`crate::train::trainer::word_answer_loss`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub bridge_answer_loss: f64,
+    /// With word tokens, the bridge-answer loss counts only the media rows whose answer has at
+    /// most as many tokens as there are word tokens (the rows `word_token_teacher` can teach).
+    /// A long description's bag of words pulls the word tokens towards "picture" and "see",
+    /// and an LLM taught to copy them then opens an explanation with a wrong word
+    /// (docs/lm-lookup.md, section 10).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bridge_answer_short_only: bool,
     /// Feed the LLM the word tokens (`bridge_config.word_tokens`) without letting its loss flow
     /// back through them, so they learn only from `bridge_answer_loss` and stay the answer's
     /// words: the reply loss, reaching them before the reply, traded their colours for what
@@ -444,6 +451,12 @@ impl TrainConfig {
         in_range("weight_decay", self.weight_decay, 0.0, 1.0)?;
         in_range("label_smoothing", self.label_smoothing, 0.0, 0.999)?;
         in_range("bridge_answer_loss", self.bridge_answer_loss, 0.0, 100.0)?;
+        if self.bridge_answer_short_only && self.bridge_answer_loss == 0.0 {
+            return Err(Error::config(
+                "bridge_answer_short_only",
+                "picks the rows of bridge_answer_loss, which is 0",
+            ));
+        }
         if self.detach_word_tokens && self.bridge_answer_loss == 0.0 {
             return Err(Error::config(
                 "detach_word_tokens",

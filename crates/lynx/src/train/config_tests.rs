@@ -51,6 +51,14 @@ fn loads_with_defaults() {
     assert!(!aux.detach_word_tokens);
     let detached = load("bridge_answer_loss: 0.3\ndetach_word_tokens: true\n", &[]).unwrap();
     assert!(detached.detach_word_tokens);
+    assert!(!aux.bridge_answer_short_only);
+    let short = load(
+        "bridge_answer_loss: 0.3\nbridge_answer_short_only: true\n",
+        &[],
+    )
+    .unwrap();
+    assert!(short.bridge_answer_short_only);
+    assert_ne!(short.identity().unwrap(), aux.identity().unwrap());
     assert_ne!(c.identity().unwrap(), aux.identity().unwrap());
     assert_ne!(aux.identity().unwrap(), detached.identity().unwrap());
     assert_eq!(c.reply_loss, 1.0);
@@ -165,6 +173,7 @@ fn bad_overrides_and_values_name_the_key() {
         ("max_bad_fraction=2", "max_bad_fraction"),
         ("bridge_answer_loss=-0.5", "bridge_answer_loss"),
         ("detach_word_tokens=true", "detach_word_tokens"),
+        ("bridge_answer_short_only=true", "bridge_answer_short_only"),
         ("reply_loss=0", "reply_loss"),
         ("reply_loss=-1", "reply_loss"),
         ("train_parts=[bridge, bridge]", "train_parts"),

@@ -181,6 +181,8 @@ pub struct Objective {
     pub reduction: LossReduction,
     /// Weight of [`bridge_answer_loss`] (or [`word_answer_loss`]); 0: none.
     pub bridge_answer: f64,
+    /// [`word_answer_loss`] counts only rows whose answer fits in the word tokens.
+    pub bridge_answer_short_only: bool,
     /// The LLM reads the word tokens but its loss does not flow back through them.
     pub detach_word_tokens: bool,
     /// Weight of the LLM's next-token loss (1: the release's); 0 skips the LLM's forward pass.
@@ -199,6 +201,7 @@ impl Default for Objective {
             label_smoothing: 0.0,
             reduction: LossReduction::default(),
             bridge_answer: 0.0,
+            bridge_answer_short_only: false,
             detach_word_tokens: false,
             reply: 1.0,
             word_token_teacher: 0.0,
@@ -214,6 +217,7 @@ impl Objective {
             label_smoothing: cfg.label_smoothing,
             reduction: cfg.loss_reduction,
             bridge_answer: cfg.bridge_answer_loss,
+            bridge_answer_short_only: cfg.bridge_answer_short_only,
             detach_word_tokens: cfg.detach_word_tokens,
             reply: cfg.reply_loss,
             word_token_teacher: cfg.word_token_teacher,
@@ -233,7 +237,7 @@ pub fn batch_loss_with(model: &Lynx, batch: &Batch, objective: &Objective) -> Re
     if objective.reply <= 0.0 {
         // A batch without media rows has no answer loss: a zero that still reaches the
         // bridge keeps the update's shape (every bridge parameter gets a zero gradient).
-        let aux = match answer_loss(model, &out, batch)? {
+        let aux = match answer_loss(model, &out, batch, objective)? {
             Some(aux) => aux,
             None => (bridge.sum_all()? * 0.0)?,
         };
@@ -274,7 +278,7 @@ pub fn batch_loss_with(model: &Lynx, batch: &Batch, objective: &Objective) -> Re
     if bridge_answer <= 0.0 {
         return Ok(loss);
     }
-    match answer_loss(model, &out, batch)? {
+    match answer_loss(model, &out, batch, objective)? {
         Some(aux) => Ok((&loss + (aux.to_dtype(loss.dtype())? * bridge_answer)?)?),
         None => Ok(loss),
     }
@@ -282,8 +286,14 @@ pub fn batch_loss_with(model: &Lynx, batch: &Batch, objective: &Objective) -> Re
 
 /// The bridge-answer loss of `out`: [`word_answer_loss`] when the bridge has word tokens,
 /// else [`bridge_answer_loss`] (`None` when no row has both media and a reply).
-fn answer_loss(model: &Lynx, out: &RowBridge, batch: &Batch) -> Result<Option<Tensor>> {
+fn answer_loss(
+    model: &Lynx,
+    out: &RowBridge,
+    batch: &Batch,
+    objective: &Objective,
+) -> Result<Option<Tensor>> {
     match &out.word_logits {
+        Some(words) if objective.bridge_answer_short_only => short_word_answer_loss(words, batch),
         Some(words) => word_answer_loss(words, batch),
         None => bridge_answer_loss(model.llm(), &out.tokens, batch),
     }
@@ -364,7 +374,34 @@ pub fn bridge_answer_loss(llm: &Llama, bridge: &Tensor, batch: &Batch) -> Result
 /// media are left out (`None` when no row has both). The word tokens are what the LLM reads,
 /// so this hands over the answer as words the LLM knows (docs/lm-lookup.md).
 pub fn word_answer_loss(word_logits: &Tensor, batch: &Batch) -> Result<Option<Tensor>> {
-    let media = media_rows(batch);
+    word_answer_loss_over(word_logits, batch, media_rows(batch))
+}
+
+/// [`word_answer_loss`] over the media rows whose answer (less its last token) has at most as
+/// many tokens as there are word tokens: the short answers a word token can name, the rows
+/// `crate::train::word_teacher` teaches (`TrainConfig::bridge_answer_short_only`).
+pub fn short_word_answer_loss(word_logits: &Tensor, batch: &Batch) -> Result<Option<Tensor>> {
+    let k = word_logits.dim(1)?;
+    let mut answer_len = vec![0usize; batch.size];
+    for &(r, _) in &batch.targets {
+        if let Some(n) = answer_len.get_mut(r) {
+            *n += 1;
+        }
+    }
+    let rows = media_rows(batch)
+        .into_iter()
+        .zip(answer_len)
+        .map(|(media, n)| media && n <= k + 1)
+        .collect();
+    word_answer_loss_over(word_logits, batch, rows)
+}
+
+/// [`word_answer_loss`] over the rows `media` marks.
+fn word_answer_loss_over(
+    word_logits: &Tensor,
+    batch: &Batch,
+    media: Vec<bool>,
+) -> Result<Option<Tensor>> {
     let labels = batch.labels.to_vec1::<u32>()?;
     let mut last = vec![None; batch.size];
     for (i, &(r, _)) in batch.targets.iter().enumerate() {
@@ -526,6 +563,7 @@ impl Trainer {
             ("detach_word_tokens", cfg.detach_word_tokens),
             ("word_token_teacher", cfg.word_token_teacher > 0.0),
             ("word_token_hard", cfg.word_token_hard),
+            ("bridge_answer_short_only", cfg.bridge_answer_short_only),
         ] {
             if asked && words == 0 {
                 return Err(Error::config(
