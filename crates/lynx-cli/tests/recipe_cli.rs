@@ -162,6 +162,7 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
     for phase in [&shapes_cfg, &words_cfg] {
         assert!(!phase.contains("word_token_teacher"), "{phase}");
         assert!(!phase.contains("word_token_hard"), "{phase}");
+        assert!(!phase.contains("short_answers"), "{phase}");
     }
     assert!(!words_cfg.contains("vqa_packed"), "{words_cfg}");
     let s2 = std::fs::read_to_string(a.join("configs/stage2.yaml")).unwrap();
@@ -171,6 +172,7 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
         "bridge_answer_loss: 0.3",
         "detach_word_tokens: true",
         "word_token_teacher: 0.2",
+        "word_tokens_from_short_answers: true",
         "word_token_hard: true",
     ] {
         assert!(s2.contains(want), "{want}: {s2}");
@@ -205,6 +207,7 @@ fn recipe_builds_a_model_from_nothing_deterministically() {
     release.bridge_word_token_place = WordTokenPlace::Prefix;
     release.stage2_detach_word_tokens = false;
     release.stage2_word_token_teacher = 0.0;
+    release.stage2_word_tokens_from_short_answers = false;
     release.stage2_word_token_hard = false;
     release.stage2_words = None;
     release.stage2_bridge_answer_loss = 0.25;

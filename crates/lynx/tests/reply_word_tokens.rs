@@ -17,7 +17,8 @@ use lynx::train::batch::Batch;
 use lynx::train::config::LossReduction;
 use lynx::train::params::TrainableParams;
 use lynx::train::trainer::{
-    batch_loss, batch_loss_with, short_word_answer_loss, word_answer_loss, Objective,
+    batch_loss, batch_loss_with, short_word_answer_loss, word_answer_loss, word_answer_loss_of,
+    Objective,
 };
 use lynx::train::word_teacher::{taught_rows, teach_word_tokens};
 
@@ -445,7 +446,13 @@ fn teacher_forced_rows_read_their_answer_words() {
     let out = common::bridge_of(&model, &batch);
 
     // Only the image row with a short answer can be taught; share 0 teaches none.
-    let picked = taught_rows(&batch, &out.media_rows, WORDS, 1.0, 9).unwrap();
+    let answers = batch.reply_answers().unwrap();
+    assert_eq!(
+        batch.word_answers(true).unwrap(),
+        answers,
+        "no short answers given"
+    );
+    let picked = taught_rows(&answers, &out.media_rows, WORDS, 1.0, 9);
     let words = picked[0].clone().expect("the short answer is taught");
     assert!(picked[1].is_none() && picked[2].is_none(), "{picked:?}");
     let labels: Vec<u32> = batch.labels.to_vec1().unwrap();
@@ -460,11 +467,11 @@ fn teacher_forced_rows_read_their_answer_words() {
     assert!(!answer.is_empty() && answer.len() <= WORDS, "{answer:?}");
     let expect: Vec<u32> = (0..WORDS).map(|i| answer[i % answer.len()]).collect();
     assert_eq!(words, expect);
-    let none = taught_rows(&batch, &out.media_rows, WORDS, 0.0, 9).unwrap();
+    let none = taught_rows(&answers, &out.media_rows, WORDS, 0.0, 9);
     assert!(none.iter().all(Option::is_none));
 
     // The taught row reads the answer's embeddings as its word tokens; nothing else changes.
-    let taught = teach_word_tokens(&model, &out, &batch, 1.0, 9).unwrap();
+    let taught = teach_word_tokens(&model, &out, &answers, 1.0, 9).unwrap();
     let l = out.tokens.dim(1).unwrap();
     let ids = Tensor::new(expect.as_slice(), &Device::Cpu).unwrap();
     let embedded = model.llm().embed(&ids.unsqueeze(0).unwrap()).unwrap();
@@ -511,13 +518,95 @@ fn teacher_forced_rows_read_their_answer_words() {
 fn the_teacher_picks_about_its_share_of_rows() {
     let tiny = model(DType::F32);
     let batch = collate(&tiny, &[image_sample("red")], 5, false);
+    let answers = batch.reply_answers().unwrap();
     let media = [true];
     let share = 0.3;
     let picked = (0..2000u64)
-        .filter(|&seed| taught_rows(&batch, &media, WORDS, share, seed).unwrap()[0].is_some())
+        .filter(|&seed| taught_rows(&answers, &media, WORDS, share, seed)[0].is_some())
         .count();
     assert!((500..=700).contains(&picked), "{picked} of 2000");
     // The same seed picks the same rows.
-    let again = |seed| taught_rows(&batch, &media, WORDS, share, seed).unwrap();
+    let again = |seed| taught_rows(&answers, &media, WORDS, share, seed);
     assert_eq!(again(17), again(17));
+}
+
+/// An image row whose reply explains the short answer `short`.
+fn explained_sample(explanation: &str, short: &str) -> Sample {
+    let mut s = image_sample(explanation);
+    s.turns[0].short_answer = Some(short.into());
+    s
+}
+
+#[test]
+fn an_explained_row_teaches_its_short_answer() {
+    let tiny = model(DType::F64);
+    let explained = explained_sample("the train is red because its paint is red", "red");
+    let batch = collate(&tiny, &[explained, text_sample()], 5, false);
+    // The same row answered "red" outright: what the word tokens should learn from both.
+    let plain = collate(&tiny, &[image_sample("red"), text_sample()], 5, false);
+    // A dialog whose first turn explains "red" and whose second answers "a train" outright.
+    let mut two = explained_sample("the train is red because its paint is red", "red");
+    let mut second = two.turns[0].clone();
+    second.response = "a train".into();
+    second.short_answer = None;
+    two.turns.push(second);
+    let dialog = collate(&tiny, &[two], 5, false);
+    let train = collate(&tiny, &[image_sample("a train")], 5, false);
+    let Tiny { model, .. } = tiny;
+
+    // The batch keeps the short answer's tokens; only `word_answers(true)` reads them.
+    let red = plain.reply_answers().unwrap()[0].clone();
+    assert!(!red.is_empty() && red.len() <= WORDS, "{red:?}");
+    assert_eq!(batch.short_answers, vec![Some(red.clone()), None]);
+    let replies = batch.reply_answers().unwrap();
+    assert!(replies[0].len() > WORDS, "{replies:?}");
+    let answers = batch.word_answers(true).unwrap();
+    assert_eq!(answers, vec![red.clone(), replies[1].clone()]);
+    assert_eq!(batch.word_answers(false).unwrap(), replies);
+
+    // In a dialog a turn without a short answer keeps its reply; turns end with EOS as the
+    // replies do, and the last EOS is left out.
+    let eos = *plain.labels.to_vec1::<u32>().unwrap().last().unwrap();
+    let mut expect = red.clone();
+    expect.push(eos);
+    expect.extend(&train.reply_answers().unwrap()[0]);
+    assert_eq!(dialog.short_answers, vec![Some(expect)]);
+
+    // The word-answer loss on the explained row is the plain row's (same image, same
+    // bridge outputs once the prompt matches); short-only keeps it, as the answer fits.
+    let out = common::bridge_of(&model, &batch);
+    let words = out.word_logits.clone().unwrap();
+    let plain_words = common::bridge_of(&model, &plain).word_logits.unwrap();
+    let expect = value(&word_answer_loss(&plain_words, &plain).unwrap().unwrap());
+    for short_only in [false, true] {
+        let got = word_answer_loss_of(&words, &batch, &answers, short_only)
+            .unwrap()
+            .unwrap();
+        assert!((value(&got) - expect).abs() < 1e-12, "{short_only}");
+    }
+    // Without the short answer, short-only leaves the explained row out.
+    assert!(word_answer_loss_of(&words, &batch, &replies, true)
+        .unwrap()
+        .is_none());
+
+    // The teacher teaches it, with the short answer's words.
+    let picked = taught_rows(&answers, &out.media_rows, WORDS, 1.0, 9);
+    let expect: Vec<u32> = (0..WORDS).map(|i| red[i % red.len()]).collect();
+    assert_eq!(picked[0].as_ref(), Some(&expect));
+    assert!(taught_rows(&replies, &out.media_rows, WORDS, 1.0, 9)[0].is_none());
+
+    // The objective switches both with `word_tokens_from_short_answers`.
+    let loss = |from_short: bool, short_only: bool| {
+        let objective = Objective {
+            bridge_answer: 0.3,
+            bridge_answer_short_only: short_only,
+            detach_word_tokens: true,
+            word_token_teacher: 1.0,
+            word_tokens_from_short_answers: from_short,
+            ..Objective::default()
+        };
+        value(&batch_loss_with(&model, &batch, &objective).unwrap())
+    };
+    assert!((loss(true, false) - loss(false, false)).abs() > 1e-9);
+    assert!((loss(true, true) - loss(false, true)).abs() > 1e-9);
 }

@@ -625,6 +625,13 @@ fn training_files_follow_the_architecture_formats() {
         .iter()
         .all(|r| r["answer"].as_str().unwrap().ends_with('.')
             && r["answer"].as_str().unwrap().split(' ').count() >= 4));
+    // Each explanation names the short answer it argues for (what the word tokens can learn
+    // from it); no other record has one.
+    assert!(long.iter().all(|r| {
+        let short = r["short_answer"].as_str().unwrap_or_default();
+        !short.trim().is_empty() && short.split(' ').count() <= 10
+    }));
+    assert!(short.iter().all(|r| r.get("short_answer").is_none()));
     let pairs = jsonl(&train.join("pairs.jsonl"));
     assert!(pairs
         .iter()

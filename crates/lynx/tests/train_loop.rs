@@ -260,6 +260,10 @@ fn word_token_keys_on_a_bridge_without_word_tokens_are_refused_naming_the_key() 
             "bridge_answer_loss=0.3 bridge_answer_short_only=true",
             "bridge_answer_short_only",
         ),
+        (
+            "bridge_answer_loss=0.3 word_tokens_from_short_answers=true",
+            "word_tokens_from_short_answers",
+        ),
     ] {
         let out = dir.path().join(key);
         let sets: Vec<&str> = set.split(' ').collect();

@@ -31,6 +31,9 @@ impl PromptFormat {
 pub struct Turn {
     pub prompt: String,
     pub response: String,
+    /// The short answer an explained reply argues for, when the record gives one: what the
+    /// bridge's word tokens should name (`TrainConfig::word_tokens_from_short_answers`).
+    pub short_answer: Option<String>,
 }
 
 /// A tokenised training example: ids and, per id, whether it is a target of the loss.
@@ -146,10 +149,12 @@ mod tests {
             Turn {
                 prompt: "What is it?".into(),
                 response: "a car".into(),
+                short_answer: None,
             },
             Turn {
                 prompt: "Why?".into(),
                 response: "it has wheels".into(),
+                short_answer: None,
             },
         ];
         let t = training_ids(&tok, &fmt, &turns, 1000).unwrap();

@@ -155,6 +155,7 @@ enum RawAnswer {
 struct RawTurn {
     from: String,
     value: String,
+    short_answer: Option<String>,
 }
 
 // Records may carry other fields (ids, classes, ...): they are ignored.
@@ -166,6 +167,7 @@ struct RawRecord {
     caption: Option<String>,
     question: Option<String>,
     answer: Option<RawAnswer>,
+    short_answer: Option<String>,
     conversations: Option<Vec<RawTurn>>,
 }
 
@@ -179,6 +181,8 @@ pub(crate) struct Record {
     pub question: Option<String>,
     /// The caption of a pair, or the answer(s) of a task (one is drawn).
     pub answers: Vec<String>,
+    /// A task's short answer, when its answer explains one ([`Turn::short_answer`]).
+    pub short_answer: Option<String>,
     pub turns: Vec<Turn>,
 }
 
@@ -220,6 +224,7 @@ pub(crate) fn parse_record(
             media_path,
             question: None,
             answers: Vec::new(),
+            short_answer: None,
             turns,
         });
     }
@@ -249,6 +254,7 @@ pub(crate) fn parse_record(
         if answers.is_empty() {
             return Err("empty answer".into());
         }
+        let short_answer = short_answer(raw.short_answer, "short_answer")?;
         return Ok(Record {
             kind: if has_media {
                 SampleKind::Task
@@ -259,6 +265,7 @@ pub(crate) fn parse_record(
             media_path,
             question,
             answers,
+            short_answer,
             turns: Vec::new(),
         });
     }
@@ -273,10 +280,19 @@ pub(crate) fn parse_record(
             media_path,
             question: None,
             answers: vec![caption],
+            short_answer: None,
             turns: Vec::new(),
         });
     }
     Err("none of `caption`, `task`, `conversations`".into())
+}
+
+/// A record's optional short answer, trimmed; present but empty is an error naming `field`.
+fn short_answer(raw: Option<String>, field: &str) -> std::result::Result<Option<String>, String> {
+    match raw.map(|s| s.trim().to_string()) {
+        Some(s) if s.is_empty() => Err(format!("empty `{field}`")),
+        other => Ok(other),
+    }
 }
 
 fn parse_dialog(conv: Vec<RawTurn>) -> std::result::Result<Vec<Turn>, String> {
@@ -296,9 +312,11 @@ fn parse_dialog(conv: Vec<RawTurn>) -> std::result::Result<Vec<Turn>, String> {
                 if value.is_empty() {
                     return Err(format!("conversations[{i}]: empty answer"));
                 }
+                let field = format!("conversations[{i}].short_answer");
                 turns.push(Turn {
                     prompt,
                     response: value,
+                    short_answer: short_answer(t.short_answer, &field)?,
                 });
             }
             (from, _) => return Err(format!("conversations[{i}]: `{from}` turn out of order")),
@@ -332,6 +350,7 @@ pub(crate) fn render(
             vec![Turn {
                 prompt,
                 response: r.answers[0].clone(),
+                short_answer: None,
             }]
         }
         SampleKind::Task | SampleKind::Text => {
@@ -344,7 +363,11 @@ pub(crate) fn render(
             } else {
                 r.answers[rng.index(r.answers.len())].clone()
             };
-            vec![Turn { prompt, response }]
+            vec![Turn {
+                prompt,
+                response,
+                short_answer: r.short_answer,
+            }]
         }
     };
     Ok(Sample {

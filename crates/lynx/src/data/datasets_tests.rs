@@ -92,7 +92,8 @@ fn jsonl_records_are_typed_and_bad_ones_counted_with_reasons() {
         pair.turns,
         vec![Turn {
             prompt: String::new(),
-            response: "a cat on a mat".into()
+            response: "a cat on a mat".into(),
+            short_answer: None,
         }]
     );
     assert_eq!(
@@ -118,11 +119,13 @@ fn jsonl_records_are_typed_and_bad_ones_counted_with_reasons() {
         vec![
             Turn {
                 prompt: "What is it?".into(),
-                response: "A cat.".into()
+                response: "A cat.".into(),
+                short_answer: None,
             },
             Turn {
                 prompt: "Colour?".into(),
-                response: "Grey.".into()
+                response: "Grey.".into(),
+                short_answer: None,
             }
         ]
     );
@@ -174,6 +177,48 @@ fn record_rules() {
     )
     .unwrap();
     assert_eq!(r.kind, SampleKind::Task);
+}
+
+#[test]
+fn an_explained_answer_carries_its_short_answer_into_the_turn() {
+    let pr = prompts();
+    let parse = |s: &str| parse_record(s, None, Some(&pr));
+    let task = parse(
+        r#"{"task": "vqa", "image": "x", "question": "q", "answer": "It is red, as its paint.", "short_answer": " red "}"#,
+    )
+    .unwrap();
+    assert_eq!(task.short_answer.as_deref(), Some("red"));
+    let pending = Pending {
+        record: task,
+        media: None,
+        origin: "f:1".into(),
+    };
+    let sample = render(pending, 0, None, Some(&pr), &mut TrainRng::new(1, 0)).unwrap();
+    assert_eq!(sample.turns[0].response, "It is red, as its paint.");
+    assert_eq!(sample.turns[0].short_answer.as_deref(), Some("red"));
+
+    let dialog = parse(
+        r#"{"image": "x", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "It is red.", "short_answer": "red"}, {"from": "human", "value": "q2"}, {"from": "gpt", "value": "Two."}]}"#,
+    )
+    .unwrap();
+    let shorts: Vec<_> = dialog
+        .turns
+        .iter()
+        .map(|t| t.short_answer.clone())
+        .collect();
+    assert_eq!(shorts, [Some("red".to_string()), None]);
+
+    // Present but empty is an error that names the field.
+    let err = parse(
+        r#"{"task": "vqa", "image": "x", "question": "q", "answer": "a", "short_answer": " "}"#,
+    )
+    .unwrap_err();
+    assert!(err.contains("empty `short_answer`"), "{err}");
+    let err = parse(
+        r#"{"image": "x", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a", "short_answer": ""}]}"#,
+    )
+    .unwrap_err();
+    assert!(err.contains("conversations[1].short_answer"), "{err}");
 }
 
 #[test]

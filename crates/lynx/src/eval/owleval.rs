@@ -206,6 +206,7 @@ pub fn dialogue_request(
             Ok(Turn {
                 prompt: q.question.clone(),
                 response: response.clone(),
+                short_answer: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -344,11 +345,13 @@ mod tests {
             [
                 Turn {
                     prompt: "Where is the frisbee in the image?".into(),
-                    response: "In the air.".into()
+                    response: "In the air.".into(),
+                    short_answer: None,
                 },
                 Turn {
                     prompt: "Where is the man in the image?".into(),
-                    response: "On the grass.".into()
+                    response: "On the grass.".into(),
+                    short_answer: None,
                 }
             ]
         );

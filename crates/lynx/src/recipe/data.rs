@@ -43,8 +43,9 @@ pub fn write_packed_dialogs(
 ) -> Result<usize> {
     let turns = turns.max(1);
     let mut rng = TrainRng::new(seed, 0xd1a1);
-    // medium ("image"/"video", path) -> (instruction, answer) turns, in file order.
-    let mut by_media: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
+    // medium ("image"/"video", path) -> (instruction, answer, short answer) turns, in file order.
+    type Qa = (String, String, Option<String>);
+    let mut by_media: BTreeMap<(String, String), Vec<Qa>> = BTreeMap::new();
     for task in tasks {
         let path = train_dir.join(format!("{task}.jsonl"));
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -79,7 +80,14 @@ pub fn write_packed_dialogs(
             let question = v.get("question").and_then(Value::as_str);
             let tpl = &templates.templates[rng.index(templates.templates.len())];
             let prompt = render_template(tpl, question);
-            by_media.entry(media).or_default().push((prompt, answer));
+            let short = v
+                .get("short_answer")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            by_media
+                .entry(media)
+                .or_default()
+                .push((prompt, answer, short));
         }
     }
     let tmp = out.with_extension("jsonl.tmp");
@@ -91,11 +99,12 @@ pub fn write_packed_dialogs(
         for chunk in qa.chunks(turns) {
             let conversations: Vec<Value> = chunk
                 .iter()
-                .flat_map(|(q, a)| {
-                    [
-                        json!({"from": "human", "value": q}),
-                        json!({"from": "gpt", "value": a}),
-                    ]
+                .flat_map(|(q, a, short)| {
+                    let mut reply = json!({"from": "gpt", "value": a});
+                    if let Some(short) = short {
+                        reply["short_answer"] = json!(short);
+                    }
+                    [json!({"from": "human", "value": q}), reply]
                 })
                 .collect();
             let rec = json!({"task": "dialog", kind.clone(): path, "conversations": conversations});
@@ -187,6 +196,36 @@ mod tests {
             }
         }
         assert_eq!(seen, 6);
+    }
+
+    #[test]
+    fn a_packed_explanation_keeps_its_short_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("vqa_explain.jsonl"),
+            "{\"task\":\"vqa_explain\",\"image\":\"a.png\",\"question\":\"Q?\",\"answer\":\"It is red, as it looks.\",\"short_answer\":\"red\"}\n\
+             {\"task\":\"vqa_explain\",\"image\":\"b.png\",\"question\":\"Q?\",\"answer\":\"Two, as counted.\"}\n",
+        )
+        .unwrap();
+        let prompts = PromptTemplates::from_yaml(
+            "vqa_explain: [\"{question}\", \"Q: {question}\", \"{question} Why?\"]",
+            "test",
+        )
+        .unwrap();
+        let out = d.join("packed.jsonl");
+        assert_eq!(
+            write_packed_dialogs(d, &prompts, &["vqa_explain"], 1, 3, &out).unwrap(),
+            2
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        let replies: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["conversations"][1].clone())
+            .collect();
+        assert_eq!(replies[0]["short_answer"], "red");
+        assert_eq!(replies[0]["value"], "It is red, as it looks.");
+        assert!(replies[1].get("short_answer").is_none(), "{}", replies[1]);
     }
 
     #[test]

@@ -455,6 +455,11 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     } else {
         cfg
     };
+    let cfg = if plan.stage2_word_tokens_from_short_answers {
+        plan::with(cfg, "word_tokens_from_short_answers", json!(true))
+    } else {
+        cfg
+    };
     let cfg = if plan.stage2_word_token_teacher > 0.0 {
         plan::with(
             cfg,

@@ -121,7 +121,8 @@ pub struct RecipePlan {
     /// 58.36 / 45.79, losing the shape names (docs/lm-lookup.md, section 4).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stage2_bridge_answer_loss: f64,
-    /// Stage 2's bridge-answer loss counts only the answers that fit in the word tokens (`lynx train`'s `bridge_answer_short_only`). Needs word tokens and
+    /// Stage 2's bridge-answer loss counts only the answers that fit in the word tokens
+    /// (`lynx train`'s `bridge_answer_short_only`). Needs word tokens and
     /// `stage2_bridge_answer_loss` above 0. Not written when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stage2_bridge_answer_short_only: bool,
@@ -135,6 +136,12 @@ pub struct RecipePlan {
     /// tokens placed before the reply.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stage2_word_token_teacher: f64,
+    /// Stage 2's word-answer loss and teacher read an explained answer's short answer (the
+    /// world's `vqa_explain` records give it) in place of the explanation (`lynx train`'s
+    /// `word_tokens_from_short_answers`). Needs word tokens and the answer loss or the
+    /// teacher. Not written when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stage2_word_tokens_from_short_answers: bool,
     /// From stage 2 on, each word token is its most likely word's embedding (`lynx train`'s
     /// `word_token_hard`, which sets the model's `bridge_config.word_token_hard`; false: the
     /// mixture). Stage 1 and the phases before stage 2 keep the mixture, through which the
@@ -318,8 +325,15 @@ impl RecipePlan {
             // The LM reads the answer's own words in place of the word tokens on a fifth of the
             // short-answer rows, and so learns to copy them. At 0.5 (V19) it copied most (the
             // checker 62.48) but answered 19 story requests of 40 with one word; at 0.2 (V21)
-            // held-out 62.20 / 53.37 and stories kept (docs/lm-lookup.md section 9).
+            // held-out 62.20 / 53.37 and stories kept (docs/lm-lookup.md section 9). At 0.3
+            // with short answers (G6) it told 5 stories of 40, against 13 (section 11).
             stage2_word_token_teacher: 0.2,
+            // Explained answers teach their short answer: the word tokens keep naming the answer
+            // when an explanation is asked for (counting 98 of 160 against 30), and the LM
+            // copies them there too (G5): explanations 55.4% against 52.4%, the checker 59.93
+            // against 56.03 (spatial 19/33 against 0), held-out questions level over two draws
+            // of scenes (docs/lm-lookup.md section 11).
+            stage2_word_tokens_from_short_answers: true,
             // Each word token is one word the LM knows. Without the teacher (V18) this alone
             // lost ground: held-out 60.12 / 48.08.
             stage2_word_token_hard: true,
@@ -360,6 +374,17 @@ impl RecipePlan {
                     "{} word tokens but only {} bridge tokens (num_bridge_tokens)",
                     self.bridge_word_tokens, self.num_bridge_tokens
                 ),
+            ));
+        }
+        // Checked first: the keys below it need word tokens too, and would hide it.
+        if self.stage2_word_tokens_from_short_answers
+            && (self.bridge_word_tokens == 0
+                || (self.stage2_bridge_answer_loss == 0.0 && self.stage2_word_token_teacher == 0.0))
+        {
+            return Err(Error::config(
+                "stage2_word_tokens_from_short_answers",
+                "changes what the word tokens learn: needs bridge_word_tokens and \
+                 stage2_bridge_answer_loss or stage2_word_token_teacher above 0",
             ));
         }
         if self.stage2_word_token_hard && self.bridge_word_tokens == 0 {
@@ -580,6 +605,7 @@ mod tests {
             stage2_bridge_answer_short_only: false,
             stage2_detach_word_tokens: false,
             stage2_word_token_teacher: 0.0,
+            stage2_word_tokens_from_short_answers: false,
             stage2_word_token_hard: false,
             stage2_words: None,
             ..RecipePlan::default_model(0)
@@ -855,6 +881,36 @@ mod tests {
             let err = RecipePlan::load(&path).unwrap_err().to_string();
             assert!(
                 err.contains("plan.yaml") && err.contains("stage2_word_token_teacher"),
+                "{err}"
+            );
+        }
+
+        // Short answers for the word tokens: written when on, refused with neither the answer
+        // loss nor the teacher, or without word tokens.
+        assert!(!text.contains("short_answers"), "{text}");
+        let mut from_short = taught.clone();
+        from_short.stage2_word_tokens_from_short_answers = true;
+        write_yaml(&path, &from_short).unwrap();
+        let short_text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            short_text.contains("stage2_word_tokens_from_short_answers: true"),
+            "{short_text}"
+        );
+        assert_eq!(RecipePlan::load(&path).unwrap(), from_short);
+        for edit in [
+            |p: &mut RecipePlan| p.bridge_word_tokens = 0,
+            |p: &mut RecipePlan| {
+                p.stage2_bridge_answer_loss = 0.0;
+                p.stage2_detach_word_tokens = false;
+                p.stage2_word_token_teacher = 0.0;
+            },
+        ] {
+            let mut bad = from_short.clone();
+            edit(&mut bad);
+            write_yaml(&path, &bad).unwrap();
+            let err = RecipePlan::load(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("plan.yaml") && err.contains("stage2_word_tokens_from_short_answers"),
                 "{err}"
             );
         }

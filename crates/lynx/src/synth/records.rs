@@ -175,6 +175,10 @@ pub struct Record {
     pub question: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    /// An explained answer's short answer (`vqa_explain`): what the bridge's word tokens
+    /// should name while the reply argues for it (`TrainConfig::word_tokens_from_short_answers`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_answer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversations: Option<Vec<Turn>>,
 }

@@ -299,13 +299,18 @@ fn build_scene(cfg: &SynthConfig, root: &Path, split: Split, index: usize) -> Re
             }
             for _ in 0..2.min(qas.len()) {
                 let q = &qas[qrng.random_range(0..qas.len())];
+                let explained = rec(
+                    "vqa_explain",
+                    Some(para.apply(q, q.phrase(&mut qrng, false))),
+                    q.explanation.clone(),
+                );
+                let short_answer = Some(q.answer.clone());
                 push(
                     "vqa_explain",
-                    rec(
-                        "vqa_explain",
-                        Some(para.apply(q, q.phrase(&mut qrng, false))),
-                        q.explanation.clone(),
-                    ),
+                    Record {
+                        short_answer,
+                        ..explained
+                    },
                 )?;
             }
             let turns = dialog(&scene, &qas, &mut qrng, &mut para);

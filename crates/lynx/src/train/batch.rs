@@ -18,6 +18,8 @@ use crate::{Error, Result};
 pub struct Example {
     pub media: Option<(MediaKind, Tensor)>,
     pub tokens: Tokenized,
+    /// [`Batch::short_answers`]' entry for this example.
+    pub short_answer: Option<Vec<u32>>,
 }
 
 /// A collated micro-batch. Text is right-padded; `targets` index the flattened [B, T] text
@@ -41,6 +43,43 @@ pub struct Batch {
     pub labels: Tensor,
     /// Real (non-pad) text tokens in the batch.
     pub text_tokens: usize,
+    /// Per row, when one of its turns gives a short answer
+    /// ([`crate::data::conversation::Turn::short_answer`]): the tokens of each turn's short
+    /// answer (or reply, when it has none), each followed by EOS, less the last EOS, as
+    /// [`Batch::reply_answers`] reads the replies.
+    pub short_answers: Vec<Option<Vec<u32>>>,
+}
+
+impl Batch {
+    /// The reply tokens of each row, without the last one (the end of the turn): the answer
+    /// the bridge's word tokens are trained to name (`crate::train::trainer::word_answer_loss`).
+    pub fn reply_answers(&self) -> Result<Vec<Vec<u32>>> {
+        let labels = self.labels.to_vec1::<u32>()?;
+        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); self.size];
+        for (&(r, _), &l) in self.targets.iter().zip(&labels) {
+            if let Some(row) = rows.get_mut(r) {
+                row.push(l);
+            }
+        }
+        for row in &mut rows {
+            row.pop();
+        }
+        Ok(rows)
+    }
+
+    /// [`Batch::reply_answers`], with a row's short answers in place of its replies when
+    /// `short` is set and the row has them.
+    pub fn word_answers(&self, short: bool) -> Result<Vec<Vec<u32>>> {
+        let mut rows = self.reply_answers()?;
+        if short {
+            for (row, s) in rows.iter_mut().zip(&self.short_answers) {
+                if let Some(s) = s {
+                    row.clone_from(s);
+                }
+            }
+        }
+        Ok(rows)
+    }
 }
 
 /// Turns samples into examples and examples into batches.
@@ -141,7 +180,27 @@ impl BatchBuilder {
                 sample.origin, self.max_seq_len
             )));
         }
-        Ok(Example { media, tokens })
+        let short_answer = self.short_answer_ids(sample)?;
+        Ok(Example {
+            media,
+            tokens,
+            short_answer,
+        })
+    }
+
+    /// [`Example::short_answer`]: `None` unless a turn of `sample` gives a short answer.
+    fn short_answer_ids(&self, sample: &Sample) -> Result<Option<Vec<u32>>> {
+        if sample.turns.iter().all(|t| t.short_answer.is_none()) {
+            return Ok(None);
+        }
+        let mut ids = Vec::new();
+        for turn in &sample.turns {
+            let words = turn.short_answer.as_deref().unwrap_or(&turn.response);
+            ids.extend(self.tokenizer.encode(words.trim())?);
+            ids.push(self.tokenizer.eos_id());
+        }
+        ids.pop();
+        Ok(Some(ids))
     }
 
     /// Pads and stacks examples.
@@ -159,11 +218,13 @@ impl BatchBuilder {
         let mut targets = Vec::new();
         let mut labels = Vec::new();
         let mut text_tokens = 0;
+        let mut short_answers = Vec::with_capacity(b);
         let (mut image_rows, mut images, mut video_rows, mut videos) =
             (vec![], vec![], vec![], vec![]);
         for (row, ex) in examples.into_iter().enumerate() {
             let n = ex.tokens.ids.len();
             text_tokens += n;
+            short_answers.push(ex.short_answer);
             for p in 0..n.saturating_sub(1) {
                 if ex.tokens.is_target[p + 1] {
                     targets.push((row, p));
@@ -215,6 +276,7 @@ impl BatchBuilder {
             targets,
             labels: Tensor::from_vec(labels, n, device)?,
             text_tokens,
+            short_answers,
         })
     }
 }

@@ -283,6 +283,12 @@ pub struct TrainConfig {
     /// (`crate::train::word_teacher`; docs/lm-lookup.md, section 9).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub word_token_teacher: f64,
+    /// On rows whose record gives a `short_answer` (an explained answer's verdict, e.g. the
+    /// world's `vqa_explain`), the word-answer loss and `word_token_teacher` read that short
+    /// answer in place of the reply. The LLM then also learns to copy the word tokens into an
+    /// explanation, where it used to lose the answer (docs/lm-lookup.md, section 11).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub word_tokens_from_short_answers: bool,
     /// From this run on, the model reads each word token as its most likely word's embedding
     /// (sets `bridge_config.word_token_hard` of the model trained and saved; false: the model
     /// keeps its own setting). Why a training key: the recipe makes them hard in stage 2 only,
@@ -469,6 +475,15 @@ impl TrainConfig {
             return Err(Error::config(
                 "word_token_teacher",
                 "teaches the LLM to read the word tokens, but reply_loss is 0: the LLM does not run",
+            ));
+        }
+        if self.word_tokens_from_short_answers
+            && self.bridge_answer_loss == 0.0
+            && self.word_token_teacher == 0.0
+        {
+            return Err(Error::config(
+                "word_tokens_from_short_answers",
+                "changes what bridge_answer_loss and word_token_teacher read, and both are 0",
             ));
         }
         if self.reply_loss == 0.0 && self.bridge_answer_loss == 0.0 {

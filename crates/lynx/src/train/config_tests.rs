@@ -76,6 +76,29 @@ fn loads_with_defaults() {
 }
 
 #[test]
+fn short_answers_change_what_the_answer_loss_or_teacher_reads() {
+    let c = load("", &[]).unwrap();
+    assert!(!c.word_tokens_from_short_answers);
+    for base in ["bridge_answer_loss: 0.3\n", "word_token_teacher: 0.2\n"] {
+        let on = load(
+            &format!("{base}word_tokens_from_short_answers: true\n"),
+            &[],
+        )
+        .unwrap();
+        assert!(on.word_tokens_from_short_answers);
+        let off = load(base, &[]).unwrap();
+        assert_ne!(on.identity().unwrap(), off.identity().unwrap());
+    }
+    let err = load("word_tokens_from_short_answers: true\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("word_tokens_from_short_answers") && err.contains("both are 0"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_word_token_teacher_is_a_share_and_needs_the_llm() {
     for bad in ["-0.1", "1.5", ".nan"] {
         let err = load(&format!("word_token_teacher: {bad}\n"), &[])

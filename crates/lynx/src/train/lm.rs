@@ -319,6 +319,7 @@ impl LmTrainer {
                 Ok(Example {
                     media: None,
                     tokens: self.next_row()?,
+                    short_answer: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -192,6 +192,9 @@ pub struct Objective {
     pub word_token_teacher: f64,
     /// Seed of the rows [`Objective::word_token_teacher`] picks (the trainer's seed and step).
     pub teacher_seed: u64,
+    /// The word-answer loss and the teacher read a row's short answers, when its record gives
+    /// them, in place of its reply ([`Batch::word_answers`]).
+    pub word_tokens_from_short_answers: bool,
 }
 
 impl Default for Objective {
@@ -206,6 +209,7 @@ impl Default for Objective {
             reply: 1.0,
             word_token_teacher: 0.0,
             teacher_seed: 0,
+            word_tokens_from_short_answers: false,
         }
     }
 }
@@ -222,6 +226,7 @@ impl Objective {
             reply: cfg.reply_loss,
             word_token_teacher: cfg.word_token_teacher,
             teacher_seed: cfg.seed,
+            word_tokens_from_short_answers: cfg.word_tokens_from_short_answers,
         }
     }
 }
@@ -253,7 +258,8 @@ pub fn batch_loss_with(model: &Lynx, batch: &Batch, objective: &Objective) -> Re
     let taught;
     let read = if objective.word_token_teacher > 0.0 {
         let share = objective.word_token_teacher;
-        taught = teach_word_tokens(model, read, batch, share, objective.teacher_seed)?;
+        let answers = batch.word_answers(objective.word_tokens_from_short_answers)?;
+        taught = teach_word_tokens(model, read, &answers, share, objective.teacher_seed)?;
         &taught
     } else {
         read
@@ -293,8 +299,10 @@ fn answer_loss(
     objective: &Objective,
 ) -> Result<Option<Tensor>> {
     match &out.word_logits {
-        Some(words) if objective.bridge_answer_short_only => short_word_answer_loss(words, batch),
-        Some(words) => word_answer_loss(words, batch),
+        Some(words) => {
+            let answers = batch.word_answers(objective.word_tokens_from_short_answers)?;
+            word_answer_loss_of(words, batch, &answers, objective.bridge_answer_short_only)
+        }
         None => bridge_answer_loss(model.llm(), &out.tokens, batch),
     }
 }
@@ -374,54 +382,36 @@ pub fn bridge_answer_loss(llm: &Llama, bridge: &Tensor, batch: &Batch) -> Result
 /// media are left out (`None` when no row has both). The word tokens are what the LLM reads,
 /// so this hands over the answer as words the LLM knows (docs/lm-lookup.md).
 pub fn word_answer_loss(word_logits: &Tensor, batch: &Batch) -> Result<Option<Tensor>> {
-    word_answer_loss_over(word_logits, batch, media_rows(batch))
+    word_answer_loss_of(word_logits, batch, &batch.reply_answers()?, false)
 }
 
 /// [`word_answer_loss`] over the media rows whose answer (less its last token) has at most as
 /// many tokens as there are word tokens: the short answers a word token can name, the rows
 /// `crate::train::word_teacher` teaches (`TrainConfig::bridge_answer_short_only`).
 pub fn short_word_answer_loss(word_logits: &Tensor, batch: &Batch) -> Result<Option<Tensor>> {
-    let k = word_logits.dim(1)?;
-    let mut answer_len = vec![0usize; batch.size];
-    for &(r, _) in &batch.targets {
-        if let Some(n) = answer_len.get_mut(r) {
-            *n += 1;
-        }
-    }
-    let rows = media_rows(batch)
-        .into_iter()
-        .zip(answer_len)
-        .map(|(media, n)| media && n <= k + 1)
-        .collect();
-    word_answer_loss_over(word_logits, batch, rows)
+    word_answer_loss_of(word_logits, batch, &batch.reply_answers()?, true)
 }
 
-/// [`word_answer_loss`] over the rows `media` marks.
-fn word_answer_loss_over(
+/// [`word_answer_loss`] with `answers` (one per row, as [`Batch::word_answers`] gives them) in
+/// place of the replies; with `short_only`, over the rows whose answer fits in the word tokens.
+pub fn word_answer_loss_of(
     word_logits: &Tensor,
     batch: &Batch,
-    media: Vec<bool>,
+    answers: &[Vec<u32>],
+    short_only: bool,
 ) -> Result<Option<Tensor>> {
-    let labels = batch.labels.to_vec1::<u32>()?;
-    let mut last = vec![None; batch.size];
-    for (i, &(r, _)) in batch.targets.iter().enumerate() {
-        if let Some(l) = last.get_mut(r) {
-            *l = Some(i);
-        }
-    }
-    let (picked, rows): (Vec<usize>, Vec<usize>) = batch
-        .targets
+    let k = word_logits.dim(1)?;
+    let media = media_rows(batch);
+    let (rows, ids): (Vec<usize>, Vec<u32>) = answers
         .iter()
         .enumerate()
-        .filter(|&(i, &(r, _))| {
-            media.get(r).copied().unwrap_or(false) && last.get(r).copied().flatten() != Some(i)
-        })
-        .map(|(i, &(r, _))| (i, r))
+        .filter(|&(r, a)| media.get(r).copied().unwrap_or(false) && (!short_only || a.len() <= k))
+        .flat_map(|(r, a)| a.iter().map(move |&t| (r, t)))
         .unzip();
-    if picked.is_empty() {
+    if ids.is_empty() {
         return Ok(None);
     }
-    let n = picked.len();
+    let n = ids.len();
     let dev = word_logits.device();
     let (b, _, v) = word_logits.dims3()?;
     // log of the mean of the K distributions, in f32 for the softmax.
@@ -433,7 +423,6 @@ fn word_answer_loss_over(
     let logp = probs.mean(1)?.clamp(1e-30, 1.0)?.log()?;
     let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
     let logp = logp.index_select(&Tensor::from_vec(idx, n, dev)?, 0)?;
-    let ids: Vec<u32> = picked.iter().map(|&i| labels[i]).collect();
     if let Some(bad) = ids.iter().find(|&&t| t as usize >= v) {
         return Err(Error::Invalid(format!(
             "reply token {bad} is outside the word tokens' vocabulary of {v}"
@@ -564,6 +553,10 @@ impl Trainer {
             ("word_token_teacher", cfg.word_token_teacher > 0.0),
             ("word_token_hard", cfg.word_token_hard),
             ("bridge_answer_short_only", cfg.bridge_answer_short_only),
+            (
+                "word_tokens_from_short_answers",
+                cfg.word_tokens_from_short_answers,
+            ),
         ] {
             if asked && words == 0 {
                 return Err(Error::config(

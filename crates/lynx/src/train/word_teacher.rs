@@ -1,7 +1,10 @@
 //! Teacher-forced word tokens (`TrainConfig::word_token_teacher`; not in the release): on a
 //! share of the short-answer rows of a batch, the LLM reads the reply's own words in place of
 //! the bridge's word tokens, so that it learns to say what a word token names
-//! (docs/lm-lookup.md, section 9).
+//! (docs/lm-lookup.md, section 9). With `TrainConfig::word_tokens_from_short_answers`, an
+//! explained reply's rows count too: their word tokens read the short answer the explanation
+//! argues for, so that the LLM learns to copy the word tokens into explanations as well
+//! (section 11).
 //!
 //! Why: the bridge's word tokens name colours, counts and shapes more often than the model
 //! says them (section 8: shapes 53/103 named, 38 said). Reading word tokens that are right
@@ -10,40 +13,23 @@
 use candle_core::Tensor;
 
 use crate::model::lynx::{Lynx, RowBridge};
-use crate::train::batch::Batch;
 use crate::train::rng::derive_seed;
 use crate::{Error, Result};
 
-/// The reply tokens of each row, without the last one (the end of the turn), as
-/// `crate::train::trainer::word_answer_loss` reads them.
-fn answer_tokens(batch: &Batch) -> Result<Vec<Vec<u32>>> {
-    let labels = batch.labels.to_vec1::<u32>()?;
-    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); batch.size];
-    for (&(r, _), &l) in batch.targets.iter().zip(&labels) {
-        if let Some(row) = rows.get_mut(r) {
-            row.push(l);
-        }
-    }
-    for row in &mut rows {
-        row.pop();
-    }
-    Ok(rows)
-}
-
 /// Which rows are taught, and the word ids each of their `k` word tokens reads: media rows
-/// whose answer has 1 to `k` tokens, each picked with probability `share` from `seed` and the
+/// whose answer (`answers`, one per row, as [`crate::train::batch::Batch::word_answers`]
+/// gives them) has 1 to `k` tokens, each picked with probability `share` from `seed` and the
 /// row's own tokens (so the micro-batches of one update pick independently). Token `i` reads
 /// the answer's token `i mod n`, as the bag `word_answer_loss` trains spreads the answer's
 /// tokens over the word tokens.
 pub fn taught_rows(
-    batch: &Batch,
+    answers: &[Vec<u32>],
     media_rows: &[bool],
     k: usize,
     share: f64,
     seed: u64,
-) -> Result<Vec<Option<Vec<u32>>>> {
-    let answers = answer_tokens(batch)?;
-    Ok(answers
+) -> Vec<Option<Vec<u32>>> {
+    answers
         .iter()
         .enumerate()
         .map(|(r, answer)| {
@@ -56,7 +42,7 @@ pub fn taught_rows(
             let draw = (derive_seed(seed, &labels) >> 11) as f64 / (1u64 << 53) as f64;
             (draw < share).then(|| (0..k).map(|i| answer[i % n]).collect())
         })
-        .collect())
+        .collect()
 }
 
 /// `out` with the word tokens (its last `k` bridge tokens) of the rows [`taught_rows`] picks
@@ -64,7 +50,7 @@ pub fn taught_rows(
 pub fn teach_word_tokens(
     model: &Lynx,
     out: &RowBridge,
-    batch: &Batch,
+    answers: &[Vec<u32>],
     share: f64,
     seed: u64,
 ) -> Result<RowBridge> {
@@ -76,7 +62,7 @@ pub fn teach_word_tokens(
             format!("the bridge has {k} word tokens among {l} bridge tokens"),
         ));
     }
-    let rows = taught_rows(batch, &out.media_rows, k, share, seed)?;
+    let rows = taught_rows(answers, &out.media_rows, k, share, seed);
     if rows.iter().all(Option::is_none) {
         return Ok(out.clone());
     }

@@ -161,6 +161,7 @@ pub fn sample(media: Option<(MediaKind, &str)>, q: &str, a: &str) -> Sample {
         turns: vec![Turn {
             prompt: q.into(),
             response: a.into(),
+            short_answer: None,
         }],
         dataset: 0,
         origin: "test".into(),
