@@ -17,8 +17,8 @@ use lynx::train::batch::Batch;
 use lynx::train::config::LossReduction;
 use lynx::train::params::TrainableParams;
 use lynx::train::trainer::{
-    batch_loss, batch_loss_with, short_word_answer_loss, word_answer_loss, word_answer_loss_of,
-    Objective,
+    batch_loss, batch_loss_with, objective_answers, short_word_answer_loss, word_answer_loss,
+    word_answer_loss_of, Objective,
 };
 use lynx::train::word_teacher::{taught_rows, teach_word_tokens};
 
@@ -609,4 +609,59 @@ fn an_explained_row_teaches_its_short_answer() {
     };
     assert!((loss(true, false) - loss(false, false)).abs() > 1e-9);
     assert!((loss(true, true) - loss(false, true)).abs() > 1e-9);
+}
+
+#[test]
+fn a_long_reply_teaches_its_opening() {
+    let tiny = model(DType::F64);
+    let samples = [
+        image_sample("once upon a time a red train left the platform"),
+        image_sample("red"),
+        text_sample(),
+    ];
+    let batch = collate(&tiny, &samples, 5, false);
+    let Tiny { model, .. } = tiny;
+    let openings = Objective {
+        bridge_answer: 0.7,
+        reply: 0.0,
+        word_tokens_from_reply_openings: true,
+        ..Objective::default()
+    };
+
+    // Each reply is cut to its first WORDS tokens; one that fits is left as it is.
+    let replies = batch.reply_answers().unwrap();
+    assert!(replies[0].len() > WORDS && !replies[1].is_empty() && replies[1].len() <= WORDS);
+    let cut: Vec<Vec<u32>> = replies
+        .iter()
+        .map(|r| r[..r.len().min(WORDS)].to_vec())
+        .collect();
+    assert_eq!(objective_answers(&model, &batch, &openings).unwrap(), cut);
+    let whole = Objective {
+        word_tokens_from_reply_openings: false,
+        ..openings
+    };
+    assert_eq!(objective_answers(&model, &batch, &whole).unwrap(), replies);
+
+    // The answer loss is the bag loss on the openings, not on the whole replies.
+    let words = common::bridge_of(&model, &batch).word_logits.unwrap();
+    let on_cut = value(
+        &word_answer_loss_of(&words, &batch, &cut, false)
+            .unwrap()
+            .unwrap(),
+    );
+    let on_whole = value(
+        &word_answer_loss_of(&words, &batch, &replies, false)
+            .unwrap()
+            .unwrap(),
+    );
+    assert!((on_cut - on_whole).abs() > 1e-9);
+    let loss = |o: &Objective| value(&batch_loss_with(&model, &batch, o).unwrap());
+    assert!((loss(&openings) - 0.7 * on_cut).abs() < 1e-12);
+    assert!((loss(&whole) - 0.7 * on_whole).abs() < 1e-12);
+
+    // The teacher can now teach the long row: its word tokens read the opening.
+    let media = [true, true, false];
+    let picked = taught_rows(&cut, &media, WORDS, 1.0, 3);
+    assert_eq!(picked[0].as_ref(), Some(&cut[0]));
+    assert!(taught_rows(&replies, &media, WORDS, 1.0, 3)[0].is_none());
 }

@@ -118,6 +118,63 @@ pub fn write_packed_dialogs(
     Ok(dialogs)
 }
 
+/// Writes `out` with each turn of the dialogs in `input` (the world's `dialog.jsonl`) as a
+/// dialog of its own: the same image or video, one question and its reply (with its
+/// `short_answer`, if any). Returns the number of records written.
+///
+/// Why: a question-reading bridge reads only a record's first question, and the world's
+/// dialogs never open with a story request; alone, every turn's question is read by the
+/// bridge that has to answer it, as it is when a user asks it first (docs/lm-lookup.md,
+/// section 12).
+pub fn write_dialog_turns(input: &Path, out: &Path) -> Result<usize> {
+    let text = std::fs::read_to_string(input).map_err(|e| Error::io(input, e))?;
+    let mut lines = String::new();
+    let mut n = 0;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let bad = |m: String| Error::parse(input.display().to_string(), Some(i + 1), m);
+        let v: Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        let turns = v
+            .get("conversations")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("no `conversations` list".into()))?;
+        if turns.len() % 2 != 0 {
+            return Err(bad(format!(
+                "`conversations` has {} entries, not question-reply pairs",
+                turns.len()
+            )));
+        }
+        for (j, pair) in turns.chunks(2).enumerate() {
+            let from = |t: &Value| t.get("from").and_then(Value::as_str).map(str::to_string);
+            if from(&pair[0]).as_deref() != Some("human")
+                || from(&pair[1]).as_deref() != Some("gpt")
+            {
+                return Err(bad(format!(
+                    "conversations[{}..{}]: expected a `human` turn then a `gpt` turn",
+                    2 * j,
+                    2 * j + 2
+                )));
+            }
+            let mut rec = v.clone();
+            rec["conversations"] = json!(pair);
+            lines.push_str(&rec.to_string());
+            lines.push('\n');
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: no dialog turns to write",
+            input.display()
+        )));
+    }
+    crate::train::atomic::write_atomic(out, lines.as_bytes())?;
+    Ok(n)
+}
+
 /// Writes `out` with the records of `input` (a task JSONL file) whose answer is one of
 /// `names` and nothing else, e.g. the `vqa_shape` questions answered by a shape's name.
 /// Returns how many were kept. Stage 2's first part trains on these alone (see
@@ -226,6 +283,56 @@ mod tests {
         assert_eq!(replies[0]["short_answer"], "red");
         assert_eq!(replies[0]["value"], "It is red, as it looks.");
         assert!(replies[1].get("short_answer").is_none(), "{}", replies[1]);
+    }
+
+    #[test]
+    fn every_dialog_turn_becomes_a_record_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("dialog.jsonl");
+        std::fs::write(
+            &input,
+            concat!(
+                r#"{"task":"dialog","image":"a.png","conversations":["#,
+                r#"{"from":"human","value":"What is it?"},{"from":"gpt","value":"A star."},"#,
+                r#"{"from":"human","value":"Why?"},{"from":"gpt","value":"It is a star: five points.","short_answer":"star"}]}"#,
+                "\n\n",
+                r#"{"task":"dialog","video":"v.json","conversations":["#,
+                r#"{"from":"human","value":"Write a short story."},{"from":"gpt","value":"Once upon a time."}]}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let out = dir.path().join("dialog_turns.jsonl");
+        assert_eq!(write_dialog_turns(&input, &out).unwrap(), 3);
+        let recs: Vec<Value> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let turn =
+            |r: &Value, i: usize| r["conversations"][i]["value"].as_str().unwrap().to_string();
+        assert_eq!(recs[0]["image"], "a.png");
+        assert_eq!(
+            (turn(&recs[0], 0), turn(&recs[0], 1)),
+            ("What is it?".into(), "A star.".into())
+        );
+        assert_eq!(recs[1]["conversations"].as_array().unwrap().len(), 2);
+        assert_eq!(turn(&recs[1], 0), "Why?");
+        assert_eq!(recs[1]["conversations"][1]["short_answer"], "star");
+        assert_eq!(recs[2]["video"], "v.json");
+        assert_eq!(turn(&recs[2], 0), "Write a short story.");
+
+        // A reply without its question is refused, naming the file and line.
+        std::fs::write(
+            &input,
+            "\n{\"task\":\"dialog\",\"image\":\"a.png\",\"conversations\":[{\"from\":\"gpt\",\"value\":\"x\"},{\"from\":\"human\",\"value\":\"y\"}]}\n",
+        )
+        .unwrap();
+        let err = write_dialog_turns(&input, &out).unwrap_err().to_string();
+        assert!(
+            err.contains("dialog.jsonl") && err.contains('2') && err.contains("human"),
+            "{err}"
+        );
     }
 
     #[test]

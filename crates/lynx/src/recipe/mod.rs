@@ -89,6 +89,9 @@ pub const WORD_PHASE_MIX: [(&str, f64); 11] = [
 /// The `vqa_shape` records answered by a shape's name (stage 2's first part trains on them).
 pub const SHAPE_NAMES_FILE: &str = "vqa_shape_names.jsonl";
 
+/// The world's dialogs cut into single turns (`RecipePlan::stage2_dialog_turns_alone`).
+pub const DIALOG_TURNS_FILE: &str = "dialog_turns.jsonl";
+
 /// All training files of the world (the text of the tokenizer and the language model).
 pub const TEXT_FILES: [&str; 18] = [
     "pairs.jsonl",
@@ -439,6 +442,13 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     if let Some(phase) = plan.stage2_shapes.as_ref().filter(|s| s.mix_weight > 0.0) {
         mix.push((SHAPE_NAMES_FILE, phase.mix_weight));
     }
+    if plan.stage2_dialog_turns_alone > 0.0 {
+        let file = p.train.join(DIALOG_TURNS_FILE);
+        if !file.is_file() {
+            data::write_dialog_turns(&p.train.join("dialog.jsonl"), &file)?;
+        }
+        mix.push((DIALOG_TURNS_FILE, plan.stage2_dialog_turns_alone));
+    }
     let data = plan::mix_in(&p.train, &mix);
     let cfg = finetune_config(plan, &plan.stage2, &s2_start, &s2_dir, data);
     let cfg = finetune_keys(cfg, plan, &prompts)?;
@@ -457,6 +467,11 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     };
     let cfg = if plan.stage2_word_tokens_from_short_answers {
         plan::with(cfg, "word_tokens_from_short_answers", json!(true))
+    } else {
+        cfg
+    };
+    let cfg = if plan.stage2_word_tokens_from_reply_openings {
+        plan::with(cfg, "word_tokens_from_reply_openings", json!(true))
     } else {
         cfg
     };

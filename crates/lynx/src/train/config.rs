@@ -289,6 +289,13 @@ pub struct TrainConfig {
     /// explanation, where it used to lose the answer (docs/lm-lookup.md, section 11).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub word_tokens_from_short_answers: bool,
+    /// The word-answer loss and `word_token_teacher` read only the first `word_tokens` tokens
+    /// of a reply longer than that: on a story request the word tokens learn "Once upon a
+    /// time", the words the reply opens with, instead of a bag of all its words. Why: an LLM
+    /// that copies its word tokens then opens the reply the way it should go on, where it used
+    /// to copy a place name and stop (docs/lm-lookup.md, section 12).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub word_tokens_from_reply_openings: bool,
     /// From this run on, the model reads each word token as its most likely word's embedding
     /// (sets `bridge_config.word_token_hard` of the model trained and saved; false: the model
     /// keeps its own setting). Why a training key: the recipe makes them hard in stage 2 only,
@@ -485,6 +492,21 @@ impl TrainConfig {
                 "word_tokens_from_short_answers",
                 "changes what bridge_answer_loss and word_token_teacher read, and both are 0",
             ));
+        }
+        if self.word_tokens_from_reply_openings {
+            if self.bridge_answer_loss == 0.0 && self.word_token_teacher == 0.0 {
+                return Err(Error::config(
+                    "word_tokens_from_reply_openings",
+                    "changes what bridge_answer_loss and word_token_teacher read, and both are 0",
+                ));
+            }
+            if self.bridge_answer_short_only {
+                return Err(Error::config(
+                    "word_tokens_from_reply_openings",
+                    "cannot go with bridge_answer_short_only: every opening fits in the word \
+                     tokens, so no row would be left out",
+                ));
+            }
         }
         if self.reply_loss == 0.0 && self.bridge_answer_loss == 0.0 {
             return Err(Error::config(

@@ -76,6 +76,36 @@ fn loads_with_defaults() {
 }
 
 #[test]
+fn reply_openings_change_what_the_answer_loss_or_teacher_reads() {
+    let c = load("", &[]).unwrap();
+    assert!(!c.word_tokens_from_reply_openings);
+    for base in ["bridge_answer_loss: 0.3\n", "word_token_teacher: 0.2\n"] {
+        let on = load(
+            &format!("{base}word_tokens_from_reply_openings: true\n"),
+            &[],
+        )
+        .unwrap();
+        assert!(on.word_tokens_from_reply_openings);
+        let off = load(base, &[]).unwrap();
+        assert_ne!(on.identity().unwrap(), off.identity().unwrap());
+    }
+    for (yaml, why) in [
+        ("word_tokens_from_reply_openings: true\n", "both are 0"),
+        (
+            "bridge_answer_loss: 0.3\nbridge_answer_short_only: true\n\
+             word_tokens_from_reply_openings: true\n",
+            "bridge_answer_short_only",
+        ),
+    ] {
+        let err = load(yaml, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("word_tokens_from_reply_openings") && err.contains(why),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn short_answers_change_what_the_answer_loss_or_teacher_reads() {
     let c = load("", &[]).unwrap();
     assert!(!c.word_tokens_from_short_answers);

@@ -195,6 +195,9 @@ pub struct Objective {
     /// The word-answer loss and the teacher read a row's short answers, when its record gives
     /// them, in place of its reply ([`Batch::word_answers`]).
     pub word_tokens_from_short_answers: bool,
+    /// The word-answer loss and the teacher read only a reply's first word-token-many tokens
+    /// ([`objective_answers`]).
+    pub word_tokens_from_reply_openings: bool,
 }
 
 impl Default for Objective {
@@ -210,6 +213,7 @@ impl Default for Objective {
             word_token_teacher: 0.0,
             teacher_seed: 0,
             word_tokens_from_short_answers: false,
+            word_tokens_from_reply_openings: false,
         }
     }
 }
@@ -227,6 +231,7 @@ impl Objective {
             word_token_teacher: cfg.word_token_teacher,
             teacher_seed: cfg.seed,
             word_tokens_from_short_answers: cfg.word_tokens_from_short_answers,
+            word_tokens_from_reply_openings: cfg.word_tokens_from_reply_openings,
         }
     }
 }
@@ -258,7 +263,7 @@ pub fn batch_loss_with(model: &Lynx, batch: &Batch, objective: &Objective) -> Re
     let taught;
     let read = if objective.word_token_teacher > 0.0 {
         let share = objective.word_token_teacher;
-        let answers = batch.word_answers(objective.word_tokens_from_short_answers)?;
+        let answers = objective_answers(model, batch, objective)?;
         taught = teach_word_tokens(model, read, &answers, share, objective.teacher_seed)?;
         &taught
     } else {
@@ -300,11 +305,29 @@ fn answer_loss(
 ) -> Result<Option<Tensor>> {
     match &out.word_logits {
         Some(words) => {
-            let answers = batch.word_answers(objective.word_tokens_from_short_answers)?;
+            let answers = objective_answers(model, batch, objective)?;
             word_answer_loss_of(words, batch, &answers, objective.bridge_answer_short_only)
         }
         None => bridge_answer_loss(model.llm(), &out.tokens, batch),
     }
+}
+
+/// What the word tokens of each row of `batch` are trained to name, as `objective` says:
+/// [`Batch::word_answers`], cut to the model's word-token count when
+/// `word_tokens_from_reply_openings` is set.
+pub fn objective_answers(
+    model: &Lynx,
+    batch: &Batch,
+    objective: &Objective,
+) -> Result<Vec<Vec<u32>>> {
+    let mut answers = batch.word_answers(objective.word_tokens_from_short_answers)?;
+    if objective.word_tokens_from_reply_openings {
+        let k = model.config().bridge.word_tokens;
+        for answer in &mut answers {
+            answer.truncate(k);
+        }
+    }
+    Ok(answers)
 }
 
 /// The bridge's outputs for each row of `batch` (`text`: its token embeddings, which an
@@ -556,6 +579,10 @@ impl Trainer {
             (
                 "word_tokens_from_short_answers",
                 cfg.word_tokens_from_short_answers,
+            ),
+            (
+                "word_tokens_from_reply_openings",
+                cfg.word_tokens_from_reply_openings,
             ),
         ] {
             if asked && words == 0 {
