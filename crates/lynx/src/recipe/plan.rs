@@ -353,7 +353,10 @@ impl RecipePlan {
             // With the deeper bridge (B4 above), reply openings and the dialogs' turns alone at
             // 1.6 (B4OD) told 37 stories of 40 (13 here), but the LLM said "white" to half the
             // colour questions of the checker (35 right of 100) and unseen phrasings fell 10.7
-            // points behind seen ones on a fresh draw of scenes (section 12).
+            // points behind seen ones on a fresh draw of scenes. With the teacher at 0.3 (B4ODT3)
+            // it led on every question total, but 9 stories of 40 opened mid-phrase ("a time,
+            // there was ..."): the LLM went on from the word tokens instead of saying them
+            // (section 12).
             stage2_word_tokens_from_reply_openings: false,
             stage2_dialog_turns_alone: 0.0,
             // Each word token is one word the LM knows. Without the teacher (V18) this alone
