@@ -2,7 +2,9 @@
 //! answers of an Open-VQA annotation file (image questions only): per class, how often the
 //! most likely word of the mean word distribution (and any of the top 3) starts the gold
 //! answer. This reads the bridge alone, before the LLM (docs/lm-lookup.md section 5).
-//! Run: `cargo run --release -p lynx --example word_tokens MODEL_DIR ANNOTATIONS.jsonl`.
+//! Run: `cargo run --release -p lynx --example word_tokens MODEL_DIR ANNOTATIONS.jsonl
+//! [ROWS.jsonl]`; the third path gets each question's top 3 words and each word token's own
+//! word (`index`, `class`, `top3`, `tokens`), to set beside a model's predictions.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +14,9 @@ use lynx::model::bridge::resampler::BridgePrompt;
 use lynx::pipeline::{Engine, EngineOptions, Media, Request};
 use lynx::{Error, Result};
 
-/// The mean word distribution of the bridge's word tokens for one image question: [V].
-fn word_probs(engine: &Engine, image: PathBuf, question: &str) -> Result<Vec<f32>> {
+/// The mean word distribution of the bridge's word tokens for one image question ([V]), and
+/// each word token's most likely word (what a hard word token hands the LLM).
+fn word_probs(engine: &Engine, image: PathBuf, question: &str) -> Result<(Vec<f32>, Vec<u32>)> {
     let req = Request {
         media: Some(Media::Image(image)),
         history: vec![],
@@ -47,16 +50,22 @@ fn word_probs(engine: &Engine, image: PathBuf, question: &str) -> Result<Vec<f32
         )
     })?;
     let probs = candle_nn::ops::softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
-    Ok(probs.mean(1)?.get(0)?.to_vec1()?)
+    let each = probs.argmax(D::Minus1)?.get(0)?.to_vec1()?;
+    Ok((probs.mean(1)?.get(0)?.to_vec1()?, each))
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, model, annotations] = args.as_slice() else {
-        return Err(Error::Invalid(
-            "usage: word_tokens MODEL_DIR ANNOTATIONS.jsonl".into(),
-        ));
+    let (model, annotations, rows_path) = match args.as_slice() {
+        [_, m, a] => (m, a, None),
+        [_, m, a, r] => (m, a, Some(Path::new(r))),
+        _ => {
+            return Err(Error::Invalid(
+                "usage: word_tokens MODEL_DIR ANNOTATIONS.jsonl [ROWS.jsonl]".into(),
+            ))
+        }
     };
+    let mut rows = String::new();
     let engine = Engine::load(&EngineOptions {
         model_dir: Some(model.into()),
         ..Default::default()
@@ -83,7 +92,7 @@ fn main() -> Result<()> {
             .iter()
             .filter_map(|a| a.as_str().map(str::to_lowercase))
             .collect();
-        let probs = word_probs(&engine, dir.join(image), question)?;
+        let (probs, each) = word_probs(&engine, dir.join(image), question)?;
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
         let words = order
@@ -108,10 +117,20 @@ fn main() -> Result<()> {
                 })
         };
         let class = v["class"].as_str().unwrap_or("?").to_string();
+        let each = each
+            .iter()
+            .map(|&w| Ok(engine.tokenizer.decode(&[w], true)?.trim().to_lowercase()))
+            .collect::<Result<Vec<_>>>()?;
+        let row =
+            serde_json::json!({"index": v["index"], "class": class, "top3": words, "tokens": each});
+        rows.push_str(&format!("{row}\n"));
         let row = tally.entry(class).or_default();
         row.0 += 1;
         row.1 += usize::from(words.first().is_some_and(names));
         row.2 += usize::from(words.iter().any(names));
+    }
+    if let Some(r) = rows_path {
+        std::fs::write(r, rows).map_err(|e| Error::io(r, e))?;
     }
     println!("| Class | Questions | Top word names the answer | In the top 3 |");
     println!("|---|---:|---:|---:|");

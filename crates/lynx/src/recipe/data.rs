@@ -120,13 +120,14 @@ pub fn write_packed_dialogs(
 
 /// Writes `out` with each turn of the dialogs in `input` (the world's `dialog.jsonl`) as a
 /// dialog of its own: the same image or video, one question and its reply (with its
-/// `short_answer`, if any). Returns the number of records written.
+/// `short_answer`, if any), keeping the turns whose reply has at least `min_words` words (0:
+/// all). Returns the number of records written.
 ///
 /// Why: a question-reading bridge reads only a record's first question, and the world's
 /// dialogs never open with a story request; alone, every turn's question is read by the
 /// bridge that has to answer it, as it is when a user asks it first (docs/lm-lookup.md,
 /// section 12).
-pub fn write_dialog_turns(input: &Path, out: &Path) -> Result<usize> {
+pub fn write_dialog_turns(input: &Path, min_words: usize, out: &Path) -> Result<usize> {
     let text = std::fs::read_to_string(input).map_err(|e| Error::io(input, e))?;
     let mut lines = String::new();
     let mut n = 0;
@@ -158,6 +159,13 @@ pub fn write_dialog_turns(input: &Path, out: &Path) -> Result<usize> {
                     2 * j + 2
                 )));
             }
+            let words = pair[1]
+                .get("value")
+                .and_then(Value::as_str)
+                .map_or(0, |r| r.split_whitespace().count());
+            if words < min_words {
+                continue;
+            }
             let mut rec = v.clone();
             rec["conversations"] = json!(pair);
             lines.push_str(&rec.to_string());
@@ -167,7 +175,7 @@ pub fn write_dialog_turns(input: &Path, out: &Path) -> Result<usize> {
     }
     if n == 0 {
         return Err(Error::Invalid(format!(
-            "{}: no dialog turns to write",
+            "{}: no dialog turns with a reply of at least {min_words} words to write",
             input.display()
         )));
     }
@@ -303,7 +311,7 @@ mod tests {
         )
         .unwrap();
         let out = dir.path().join("dialog_turns.jsonl");
-        assert_eq!(write_dialog_turns(&input, &out).unwrap(), 3);
+        assert_eq!(write_dialog_turns(&input, 0, &out).unwrap(), 3);
         let recs: Vec<Value> = std::fs::read_to_string(&out)
             .unwrap()
             .lines()
@@ -322,13 +330,30 @@ mod tests {
         assert_eq!(recs[2]["video"], "v.json");
         assert_eq!(turn(&recs[2], 0), "Write a short story.");
 
+        // A floor on the reply's words keeps the long turns only, in their order.
+        assert_eq!(write_dialog_turns(&input, 4, &out).unwrap(), 2);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let long: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(turn(&long[0], 0), "Why?");
+        assert_eq!(turn(&long[1], 0), "Write a short story.");
+        let err = write_dialog_turns(&input, 50, &out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dialog.jsonl") && err.contains("50 words"),
+            "{err}"
+        );
+
         // A reply without its question is refused, naming the file and line.
         std::fs::write(
             &input,
             "\n{\"task\":\"dialog\",\"image\":\"a.png\",\"conversations\":[{\"from\":\"gpt\",\"value\":\"x\"},{\"from\":\"human\",\"value\":\"y\"}]}\n",
         )
         .unwrap();
-        let err = write_dialog_turns(&input, &out).unwrap_err().to_string();
+        let err = write_dialog_turns(&input, 0, &out).unwrap_err().to_string();
         assert!(
             err.contains("dialog.jsonl") && err.contains('2') && err.contains("human"),
             "{err}"

@@ -92,6 +92,16 @@ pub const SHAPE_NAMES_FILE: &str = "vqa_shape_names.jsonl";
 /// The world's dialogs cut into single turns (`RecipePlan::stage2_dialog_turns_alone`).
 pub const DIALOG_TURNS_FILE: &str = "dialog_turns.jsonl";
 
+/// The file of single dialog turns for `RecipePlan::stage2_dialog_turns_min_words`: one name
+/// per threshold, so that a run resumed with another one does not train on the old file.
+pub fn dialog_turns_file(min_words: usize) -> String {
+    if min_words == 0 {
+        DIALOG_TURNS_FILE.to_string()
+    } else {
+        format!("dialog_turns_min{min_words}.jsonl")
+    }
+}
+
 /// All training files of the world (the text of the tokenizer and the language model).
 pub const TEXT_FILES: [&str; 18] = [
     "pairs.jsonl",
@@ -442,12 +452,14 @@ pub fn run_recipe(opts: &RecipeOptions) -> Result<RecipeSummary> {
     if let Some(phase) = plan.stage2_shapes.as_ref().filter(|s| s.mix_weight > 0.0) {
         mix.push((SHAPE_NAMES_FILE, phase.mix_weight));
     }
+    let turns_file = dialog_turns_file(plan.stage2_dialog_turns_min_words);
     if plan.stage2_dialog_turns_alone > 0.0 {
-        let file = p.train.join(DIALOG_TURNS_FILE);
+        let file = p.train.join(&turns_file);
         if !file.is_file() {
-            data::write_dialog_turns(&p.train.join("dialog.jsonl"), &file)?;
+            let min_words = plan.stage2_dialog_turns_min_words;
+            data::write_dialog_turns(&p.train.join("dialog.jsonl"), min_words, &file)?;
         }
-        mix.push((DIALOG_TURNS_FILE, plan.stage2_dialog_turns_alone));
+        mix.push((&turns_file, plan.stage2_dialog_turns_alone));
     }
     let data = plan::mix_in(&p.train, &mix);
     let cfg = finetune_config(plan, &plan.stage2, &s2_start, &s2_dir, data);

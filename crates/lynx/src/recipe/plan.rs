@@ -154,6 +154,12 @@ pub struct RecipePlan {
     /// written when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stage2_dialog_turns_alone: f64,
+    /// Only the dialogs' turns whose reply has at least this many words go into
+    /// `stage2_dialog_turns_alone`'s file (0: every turn): the long-form ones (stories,
+    /// descriptions), without the short ones that repeat the world's questions with a
+    /// sentence for an answer. Needs `stage2_dialog_turns_alone`. Not written when 0.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub stage2_dialog_turns_min_words: usize,
     /// From stage 2 on, each word token is its most likely word's embedding (`lynx train`'s
     /// `word_token_hard`, which sets the model's `bridge_config.word_token_hard`; false: the
     /// mixture). Stage 1 and the phases before stage 2 keep the mixture, through which the
@@ -251,11 +257,12 @@ impl RecipePlan {
                 layer_norm_eps: 1e-6,
             },
             image_res: 112,
-            // Depth 4 (B4, docs/lm-lookup.md section 12) answered more questions (held-out
-            // 63.86 / 52.54 against 60.23 / 52.86, the checker 62.65 against 59.93) but told
-            // no story of 40 and answered 13 story requests with a place name: its word tokens
-            // name a place there and the LLM copies it.
-            bridge_depth: 2,
+            // Four layers, not two (B4, docs/lm-lookup.md section 12): held-out 63.86 / 52.54
+            // (seen / unseen) against 60.23 / 52.86, the checker 62.65 against 59.93. Alone it
+            // told no story of 40 (13 story requests answered with a place name, which its
+            // word tokens named and the LLM copied); with the dialogs' long turns alone below it
+            // tells 38.
+            bridge_depth: 4,
             // 16 media tokens plus the 4 word tokens below. 32 media tokens (the release's
             // count) were no better than 16 with the release's bridge: held-out 61.2 / 50.4
             // (seen / unseen) against 61.6 / 52.0, and stage 2 ran longer.
@@ -350,17 +357,25 @@ impl RecipePlan {
             // against 56.03 (spatial 19/33 against 0), held-out questions level over two draws
             // of scenes (docs/lm-lookup.md section 11).
             stage2_word_tokens_from_short_answers: true,
-            // With the deeper bridge (B4 above), reply openings and the dialogs' turns alone at
-            // 1.6 (B4OD) told 37 stories of 40 (13 here), but the LLM said "white" to half the
-            // colour questions of the checker (35 right of 100) and unseen phrasings fell 10.7
-            // points behind seen ones on a fresh draw of scenes. With the teacher at 0.3 (B4ODT3)
-            // it led on every question total, but 9 stories of 40 opened mid-phrase ("a time,
-            // there was ..."): the LLM went on from the word tokens instead of saying them
-            // (section 12). The single turns without openings on the deeper bridge (B4D) kept 33
-            // stories, led on the checker (63.33 against 59.93) and held-out questions (63.34 /
-            // 54.10), with colours at 50 of 100: the candidate for the next default.
+            // Reply openings with the dialogs' turns alone (B4OD) told 37 stories of 40, but the
+            // LLM said "white" to half the colour questions of the checker (35 right of 100)
+            // and unseen phrasings fell 10.7 points behind seen ones on a fresh draw of scenes.
+            // With the teacher at 0.3 (B4ODT3) it led on every question total, but 9 stories of
+            // 40 opened mid-phrase ("a time, there was ..."): the LLM went on from the word
+            // tokens instead of saying them (docs/lm-lookup.md section 12).
             stage2_word_tokens_from_reply_openings: false,
-            stage2_dialog_turns_alone: 0.0,
+            // The world's dialogs never open with a story request, and the question-reading
+            // bridge reads only a record's first question, so without their turns as records of
+            // their own it never saw one. Every turn at 1.6 on the deeper bridge (B4D) told 33
+            // stories of 40 (G5, depth 2 without them: 13), but answered 38 of the checker's
+            // 347 colour, count and shape questions with a dialog's sentence ("the cross is
+            // pink. it is at the top." to "Tell me which colour the square is.") and got 50
+            // colours of 100 (G5: 63). The turns whose reply has 20 words or more (stories,
+            // descriptions, long explanations) at 0.8 tell 38 stories, answer 3 with a
+            // sentence, and lead B4D on held-out questions of a fresh draw (64.90 / 56.66
+            // against 64.06 / 54.23) and on videos (docs/lm-lookup.md section 13).
+            stage2_dialog_turns_alone: 0.8,
+            stage2_dialog_turns_min_words: 20,
             // Each word token is one word the LM knows. Without the teacher (V18) this alone
             // lost ground: held-out 60.12 / 48.08.
             stage2_word_token_hard: true,
@@ -443,6 +458,12 @@ impl RecipePlan {
             return Err(Error::config(
                 "stage2_dialog_turns_alone",
                 format!("a mix weight in [0, 100], got {turns}"),
+            ));
+        }
+        if self.stage2_dialog_turns_min_words > 0 && turns == 0.0 {
+            return Err(Error::config(
+                "stage2_dialog_turns_min_words",
+                "picks which dialog turns stage2_dialog_turns_alone adds, and it is 0",
             ));
         }
         let answer = self.stage2_bridge_answer_loss;
@@ -654,6 +675,7 @@ mod tests {
             stage2_word_tokens_from_short_answers: false,
             stage2_word_tokens_from_reply_openings: false,
             stage2_dialog_turns_alone: 0.0,
+            stage2_dialog_turns_min_words: 0,
             stage2_word_token_hard: false,
             stage2_words: None,
             ..RecipePlan::default_model(0)
@@ -984,6 +1006,20 @@ mod tests {
             "{alone_text}"
         );
         assert_eq!(RecipePlan::load(&path).unwrap(), alone);
+        // Its floor on the reply's words: written when above 0, refused without the turns.
+        let mut long = alone.clone();
+        long.stage2_dialog_turns_min_words = 30;
+        write_yaml(&path, &long).unwrap();
+        let long_text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            long_text.contains("stage2_dialog_turns_min_words: 30"),
+            "{long_text}"
+        );
+        assert_eq!(RecipePlan::load(&path).unwrap(), long);
+        long.stage2_dialog_turns_alone = 0.0;
+        write_yaml(&path, &long).unwrap();
+        let err = RecipePlan::load(&path).unwrap_err().to_string();
+        assert!(err.contains("stage2_dialog_turns_min_words"), "{err}");
         for w in [-1.0, f64::NAN] {
             alone.stage2_dialog_turns_alone = w;
             write_yaml(&path, &alone).unwrap();
