@@ -159,11 +159,15 @@ pub fn write_dialog_turns(input: &Path, min_words: usize, out: &Path) -> Result<
                     2 * j + 2
                 )));
             }
-            let words = pair[1]
-                .get("value")
-                .and_then(Value::as_str)
-                .map_or(0, |r| r.split_whitespace().count());
-            if words < min_words {
+            let text = |k: usize| pair[k].get("value").and_then(Value::as_str);
+            let (Some(_), Some(reply)) = (text(0), text(1)) else {
+                return Err(bad(format!(
+                    "conversations[{}..{}]: each turn needs a text `value`",
+                    2 * j,
+                    2 * j + 2
+                )));
+            };
+            if reply.split_whitespace().count() < min_words {
                 continue;
             }
             let mut rec = v.clone();
@@ -356,6 +360,19 @@ mod tests {
         let err = write_dialog_turns(&input, 0, &out).unwrap_err().to_string();
         assert!(
             err.contains("dialog.jsonl") && err.contains('2') && err.contains("human"),
+            "{err}"
+        );
+        // So is a reply without its text.
+        std::fs::write(
+            &input,
+            "{\"task\":\"dialog\",\"image\":\"a.png\",\"conversations\":[{\"from\":\"human\",\"value\":\"y\"},{\"from\":\"gpt\"}]}\n",
+        )
+        .unwrap();
+        let err = write_dialog_turns(&input, 0, &out).unwrap_err().to_string();
+        assert!(
+            err.contains("dialog.jsonl")
+                && err.contains("conversations[0..2]")
+                && err.contains("value"),
             "{err}"
         );
     }
